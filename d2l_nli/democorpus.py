@@ -1,0 +1,312 @@
+"""A small generated corpus in the official file formats, for offline runs.
+
+``write_demo_corpus(root)`` writes ``root/wikitext-2/wiki.{train,valid,test}.tokens``
+and ``root/snli_1.0/snli_1.0_{train,dev,test}.{txt,jsonl}`` exactly as the
+official archives lay them out, so the same readers load them. Both come from
+one tiny world (people and animals doing things in places), so pretraining
+on the "wiki" text helps with the "SNLI" pairs, and the NLI labels follow
+rules a model can learn from the pair:
+
+* entailment: the hypothesis generalises the premise (man -> person,
+  playing guitar -> playing music, in the park -> outside);
+* contradiction: another activity or the opposite kind of place, a
+  negation, or another subject;
+* neutral: the premise plus something it does not say (a purpose, a mood).
+
+Wiki paragraphs follow one subject from sentence to sentence, so a true next
+sentence is recognisable (next-sentence prediction is learnable too). The
+output depends only on the preset and the seed.
+"""
+import dataclasses
+import json
+import random
+from pathlib import Path
+
+from .fileio import atomic_directory, atomic_write
+from .snli import LABEL_NAMES, SNLI_COLUMNS
+
+__all__ = ['DemoCorpusConfig', 'DEMO_PRESETS', 'write_demo_corpus', 'ensure_demo_corpus']
+
+FORMAT_VERSION = 1
+
+
+@dataclasses.dataclass(frozen=True)
+class DemoCorpusConfig:
+    """Sizes of the generated corpus (SNLI pairs and wiki paragraphs per split)."""
+    snli_train: int = 6000
+    snli_dev: int = 600
+    snli_test: int = 600
+    wiki_train: int = 1200
+    wiki_valid: int = 60
+    wiki_test: int = 60
+    no_gold_fraction: float = 0.01   # pairs with gold label '-'
+
+
+DEMO_PRESETS = {
+    'tiny': DemoCorpusConfig(snli_train=240, snli_dev=60, snli_test=60,
+                             wiki_train=80, wiki_valid=10, wiki_test=10),
+    'demo': DemoCorpusConfig(),
+}
+
+# (noun, plural, hypernym, hypernym plural, is_person)
+_SUBJECTS = [('man', 'men', 'person', 'people', True),
+             ('woman', 'women', 'person', 'people', True),
+             ('boy', 'boys', 'child', 'children', True),
+             ('girl', 'girls', 'child', 'children', True),
+             ('chef', 'chefs', 'person', 'people', True),
+             ('farmer', 'farmers', 'person', 'people', True),
+             ('musician', 'musicians', 'person', 'people', True),
+             ('student', 'students', 'person', 'people', True),
+             ('dog', 'dogs', 'animal', 'animals', False),
+             ('cat', 'cats', 'animal', 'animals', False),
+             ('horse', 'horses', 'animal', 'animals', False)]
+# Adjectives in antonym pairs: "the man is old" contradicts "a young man".
+_ANTONYMS = dict([('young', 'old'), ('tall', 'short'), ('happy', 'sad'),
+                  ('hungry', 'full'), ('rich', 'poor'), ('quiet', 'loud')])
+_ANTONYMS.update({b: a for a, b in list(_ANTONYMS.items())})
+_ADJECTIVES = sorted(_ANTONYMS)
+# (activity, generalisation, group, people only); activities of different
+# groups cannot happen at once.
+_ACTIVITIES = [('playing guitar', 'playing music', 'music', True),
+               ('playing the piano', 'playing music', 'music', True),
+               ('singing a song', 'making music', 'music', True),
+               ('cooking dinner', 'making food', 'food', True),
+               ('eating an apple', 'eating', 'food', False),
+               ('reading a book', 'reading', 'quiet', True),
+               ('writing a letter', 'writing', 'quiet', True),
+               ('painting a picture', 'making art', 'quiet', True),
+               ('running', 'moving', 'sport', False),
+               ('jumping', 'moving', 'sport', False),
+               ('riding a bicycle', 'riding', 'sport', True),
+               ('swimming', 'moving', 'sport', False),
+               ('sleeping', 'resting', 'rest', False)]
+# (place, outside?)
+_PLACES = [('in the park', True), ('on the beach', True), ('in the garden', True),
+           ('on the street', True), ('in the kitchen', False), ('in the library', False),
+           ('at home', False), ('in a small room', False)]
+_EXTRAS = ['for a friend', 'to win a prize', 'for the first time', 'before lunch',
+           'after work', 'for money', 'with a friend']
+_TIMES = ['every morning', 'later', 'on sunday', 'after lunch', 'then', 'in the evening',
+          'in 1998', 'one day']
+
+
+def _article(word):
+    return 'an' if word[0] in 'aeiou' else 'a'
+
+
+class _World:
+    """Random scenes and sentences about them, from one ``random.Random``.
+
+    Every kind of hypothesis (a generalisation, another activity, a
+    negation, an adjective, a place, an extra detail) occurs under more than
+    one label: only its relation to the premise decides the label, so a
+    model must read both sentences.
+    """
+
+    def __init__(self, rng):
+        self.rng = rng
+
+    def scene(self):
+        r = self.rng
+        subject = r.choice(_SUBJECTS)
+        return {'subject': subject, 'plural': r.random() < 0.25,
+                'adj': r.choice(_ADJECTIVES) if r.random() < 0.5 else None,
+                'act': r.choice(self.activities(subject)), 'place': r.choice(_PLACES),
+                'extra': r.choice(_EXTRAS) if r.random() < 0.7 else None}
+
+    @staticmethod
+    def activities(subject, exclude_group=None):
+        return [a for a in _ACTIVITIES if (subject[4] or not a[3]) and a[2] != exclude_group]
+
+    @staticmethod
+    def noun_phrase(s, hyper=False, adj=True, definite=False):
+        noun, plural, h, hp, _ = s['subject']
+        word = (hp if s['plural'] else h) if hyper else (plural if s['plural'] else noun)
+        if adj and s['adj']:
+            word = f"{s['adj']} {word}"
+        if s['plural']:
+            return f'the {word}' if definite else f'two {word}'
+        return f'the {word}' if definite else f'{_article(word)} {word}'
+
+    @staticmethod
+    def be(s):
+        return 'are' if s['plural'] else 'is'
+
+    def premise(self, s):
+        extra = f" {s['extra']}" if s['extra'] else ''
+        return f"{self.noun_phrase(s)} {self.be(s)} {s['act'][0]} {s['place'][0]}{extra} ."
+
+    def hypothesis(self, s, label):
+        """A hypothesis of one of five forms, each possible under every label."""
+        r, be = self.rng, self.be(s)
+        act, general, group, _ = s['act']
+        where, elsewhere = ('outside', 'inside') if s['place'][1] else ('inside', 'outside')
+        other = r.choice(r.choice(self.activities(s['subject'], exclude_group=group))[:2])
+        subj = self.noun_phrase(s, hyper=r.random() < 0.5, adj=r.random() < 0.5)
+        the = self.noun_phrase(s, adj=False, definite=True)
+        doing = r.choice([act, general])
+        # Entailed and contradicted hypotheses may repeat the premise's
+        # extra detail; neutral ones add a new one.
+        old = f" {s['extra']}" if s['extra'] and r.random() < 0.7 else ''
+        new = ' ' + r.choice([e for e in _EXTRAS if e != s['extra']])
+        unrelated = r.choice([a for a in _ADJECTIVES if s['adj'] not in (a, _ANTONYMS[a])])
+        if r.random() < 0.5:
+            # New information as an adjective the premise does not have.
+            subj_new = self.noun_phrase(dict(s, adj=unrelated), hyper=r.random() < 0.5)
+            neutral = f'{subj_new} {be} {doing}{old} .'
+        else:
+            neutral = f'{subj} {be} {doing}{new} .'
+        forms = ['activity', 'place', 'negation', 'subject'] + (['adjective'] if s['adj'] else [])
+        form = r.choice(forms)
+        if form == 'activity':
+            return {'entailment': f'{subj} {be} {doing}{old} .',
+                    'contradiction': f'{subj} {be} {other}{old} .',
+                    'neutral': neutral}[label]
+        if form == 'place':
+            return {'entailment': f'{subj} {be} {doing} {where}{old} .',
+                    'contradiction': f'{subj} {be} {doing} {elsewhere}{old} .',
+                    'neutral': f'{subj} {be} {doing} {where}{new} .'}[label]
+        if form == 'negation':
+            return {'entailment': f'{the} {be} not {other} .',
+                    'contradiction': f'{the} {be} not {doing} .',
+                    'neutral': f'{the} {be} not {unrelated} .'}[label]
+        if form == 'adjective':
+            return {'entailment': f"{the} {be} {s['adj']} .",
+                    'contradiction': f"{the} {be} {_ANTONYMS[s['adj']]} .",
+                    'neutral': f'{the} {be} {unrelated} .'}[label]
+        # A person where the premise has an animal, or the other way round.
+        other_subject = dict(s, subject=r.choice(
+            [x for x in _SUBJECTS if x[4] != s['subject'][4]]), adj=None)
+        return {'entailment': f"{self.noun_phrase(s, hyper=True, adj=False)} {be} {act} "
+                              f"{s['place'][0]} .",
+                'contradiction': f"{self.noun_phrase(other_subject)} "
+                                 f"{self.be(other_subject)} {act} {s['place'][0]} .",
+                'neutral': f"{subj} {be} {act} {s['place'][0]}{new} ."}[label]
+
+    def paragraph(self, num_sentences):
+        """Sentences about one subject, in the WikiText ' . '-separated style."""
+        r, s = self.rng, self.scene()
+        the = self.noun_phrase(s, definite=True)
+        be = self.be(s)
+        lines = [f"{the} {'spend' if s['plural'] else 'spends'} most days {s['place'][0]} "
+                 f"and {be} known for {s['act'][0]}"]
+        for _ in range(num_sentences - 1):
+            act = r.choice(self.activities(s['subject']))
+            kind = r.random()
+            if kind < 0.45:
+                lines.append(f'{r.choice(_TIMES)} , {the} {be} {act[0]} '
+                             f'{r.choice(_PLACES)[0]} {r.choice(_EXTRAS)}')
+            elif kind < 0.6:
+                adj = r.choice(_ADJECTIVES)
+                lines.append(f"like every {s['subject'][2]} , {the} {be} {adj} and never "
+                             f"{_ANTONYMS[adj]} when {act[1]} {r.choice(['outside', 'inside'])}")
+            elif kind < 0.75:
+                lines.append(f'{r.choice(_TIMES)} {the} {be} not {act[0]} but {act[1]} '
+                             f'{r.choice(_EXTRAS)}')
+            elif kind < 0.85:
+                lines.append(f"two other {s['subject'][3]} {r.choice(['watch', 'join'])} "
+                             f'{the} {r.choice(_EXTRAS)}')
+            else:
+                year = r.randint(1900, 2015)
+                lines.append(f'in {year} {the} won a prize of 3 @.@ {r.randint(1, 9)} '
+                             f'<unk> for {act[0]}')
+        return ' . '.join(lines) + ' .'
+
+
+def _binary_parse(tokens):
+    """A right-branching binary bracketing, as in SNLI's binary-parse columns."""
+    if len(tokens) == 1:
+        return tokens[0]
+    return f'( {tokens[0]} {_binary_parse(tokens[1:])} )'
+
+
+def _detokenize(tokens):
+    """The raw sentence a tokenizer turns back into ``tokens``."""
+    text = ' '.join(tokens).replace(' .', '.').replace(' ,', ',')
+    return text[0].upper() + text[1:]
+
+
+def _snli_rows(world, num_pairs, no_gold_fraction, split):
+    r = world.rng
+    for i in range(num_pairs):
+        if i % 3 == 0:  # as in SNLI, one premise gets one hypothesis per label
+            s = world.scene()
+        label = LABEL_NAMES[i % 3]
+        p_tokens, h_tokens = world.premise(s).split(), world.hypothesis(s, label).split()
+        p_tokens[0] = p_tokens[0].capitalize()
+        h_tokens[0] = h_tokens[0].capitalize()
+        annotators = [label] * 5
+        gold = label
+        if r.random() < no_gold_fraction:  # annotators disagree: gold label '-'
+            annotators = [label, label, 'neutral' if label != 'neutral' else 'entailment',
+                          'contradiction' if label != 'contradiction' else 'entailment', '']
+            gold = '-'
+        yield {
+            'annotator_labels': [a for a in annotators if a],
+            'captionID': f'demo{split}{i // 3}.jpg#0', 'gold_label': gold,
+            'pairID': f'demo{split}{i // 3}.jpg#0r1{label[0]}',
+            'sentence1': _detokenize(p_tokens),
+            'sentence1_binary_parse': _binary_parse(p_tokens),
+            'sentence1_parse': '(ROOT (S ' + ' '.join(f'(X {t})' for t in p_tokens) + '))',
+            'sentence2': _detokenize(h_tokens),
+            'sentence2_binary_parse': _binary_parse(h_tokens),
+            'sentence2_parse': '(ROOT (S ' + ' '.join(f'(X {t})' for t in h_tokens) + '))',
+        }
+
+
+def _write_snli(folder, stem, rows):
+    rows = list(rows)
+    with atomic_write(folder / f'{stem}.txt') as f:
+        f.write('\t'.join(SNLI_COLUMNS) + '\n')
+        for row in rows:
+            labels = (row['annotator_labels'] + [''] * 5)[:5]
+            f.write('\t'.join([row[c] for c in SNLI_COLUMNS[:9]] + labels) + '\n')
+    with atomic_write(folder / f'{stem}.jsonl') as f:
+        for row in rows:
+            f.write(json.dumps(row) + '\n')
+
+
+def _write_wiki(path, world, num_paragraphs):
+    r = world.rng
+    with atomic_write(path) as f:
+        for article in range(0, num_paragraphs, 4):
+            f.write(f' \n = Demo article {article // 4 + 1} = \n \n')
+            for k in range(min(4, num_paragraphs - article)):
+                if k == 2:
+                    f.write(f' = = Section {k} = = \n \n')
+                f.write(' ' + world.paragraph(r.randint(3, 6)) + ' \n')
+
+
+def write_demo_corpus(root, preset='demo', seed=0):
+    """Write the demo corpus under ``root`` (``wikitext-2/`` and ``snli_1.0/``).
+
+    Each folder is written to a temporary name and renamed when complete;
+    existing folders are left as they are. Returns ``root``.
+    """
+    config = DEMO_PRESETS[preset] if isinstance(preset, str) else preset
+    root = Path(root)
+    if not (root / 'wikitext-2').exists():
+        with atomic_directory(root / 'wikitext-2') as tmp:
+            for split in ('train', 'valid', 'test'):
+                world = _World(random.Random(f'wiki-{split}-{seed}'))
+                _write_wiki(tmp / f'wiki.{split}.tokens', world,
+                            getattr(config, f'wiki_{split}'))
+    if not (root / 'snli_1.0').exists():
+        with atomic_directory(root / 'snli_1.0') as tmp:
+            for split in ('train', 'dev', 'test'):
+                world = _World(random.Random(f'snli-{split}-{seed}'))
+                rows = _snli_rows(world, getattr(config, f'snli_{split}'),
+                                  config.no_gold_fraction, split)
+                _write_snli(tmp, f'snli_1.0_{split}', rows)
+    return root
+
+
+def ensure_demo_corpus(data_dir=None, preset='demo', seed=0):
+    """The demo corpus folder ``<data dir>/demo-<preset>``, generated if absent.
+
+    It lives in its own folder, so it never shadows real downloaded data.
+    """
+    from .hub import get_data_dir
+
+    root = get_data_dir(data_dir) / f'demo-{preset}-v{FORMAT_VERSION}-seed{seed}'
+    return write_demo_corpus(root, preset, seed)

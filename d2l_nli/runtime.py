@@ -1,0 +1,127 @@
+"""Making MXNet importable, with messages a student can act on.
+
+Two jobs, both done once when ``d2l_nli`` is imported, before MXNet is:
+
+1. **GPU libraries.** ``mxnet-cu112`` links against the CUDA 11 runtime,
+   cuBLAS, cuFFT, cuRAND, cuSOLVER, NVRTC, NVTX, cuDNN 8 and NCCL 2 but ships
+   none of them. The ``gpu`` extra installs them from pip's ``nvidia-*-cu11``
+   packages under ``site-packages/nvidia/<name>/lib``, a folder the dynamic
+   loader does not search. We load them by path (``RTLD_GLOBAL``, in
+   dependency order) so that ``import mxnet`` finds them by soname. Libraries
+   that are not there are skipped: a system CUDA install may provide them.
+2. **Import errors.** Known failures (no MXNet, numpy>=1.24, both MXNet
+   wheels, a missing CUDA library or driver) become one clear message.
+"""
+import ctypes
+import importlib.metadata
+import importlib.util
+import os
+import sys
+import warnings
+from pathlib import Path
+
+__all__ = ['CUDA_LIBRARIES', 'preload_cuda_libraries', 'import_mxnet', 'installed_mxnet_wheels']
+
+# (package folder under site-packages/nvidia, library file), dependency order.
+CUDA_LIBRARIES = [
+    ('cuda_runtime', 'libcudart.so.11.0'),
+    ('cublas', 'libcublasLt.so.11'),
+    ('cublas', 'libcublas.so.11'),
+    ('cufft', 'libcufft.so.10'),
+    ('curand', 'libcurand.so.10'),
+    ('cusolver', 'libcusolver.so.11'),
+    ('cuda_nvrtc', 'libnvrtc.so.11.2'),
+    ('nvtx', 'libnvToolsExt.so.1'),
+    ('cudnn', 'libcudnn.so.8'),
+    ('nccl', 'libnccl.so.2'),
+]
+_INSTALL_CPU = 'pip install -e ".[cpu]"  (from the d2l-nli folder)'
+_INSTALL_GPU = 'pip install -e ".[gpu]"  (from the d2l-nli folder)'
+
+
+def installed_mxnet_wheels():
+    """Names of the installed distributions that provide the ``mxnet`` package."""
+    names = []
+    for dist in importlib.metadata.distributions():
+        name = (dist.metadata['Name'] or '').lower()
+        if name == 'mxnet' or name.startswith('mxnet-'):
+            names.append(name)
+    return sorted(set(names))
+
+
+def _nvidia_folders():
+    spec = importlib.util.find_spec('nvidia')
+    if spec is None or not spec.submodule_search_locations:
+        return []
+    return [Path(p) for p in spec.submodule_search_locations]
+
+
+def preload_cuda_libraries():
+    """Load pip's CUDA 11 libraries for a GPU build of MXNet; returns their paths.
+
+    Does nothing (returns ``[]``) unless a ``mxnet-cu*`` wheel is installed.
+    """
+    if not any(name.startswith('mxnet-cu') for name in installed_mxnet_wheels()):
+        return []
+    folders = _nvidia_folders()
+    loaded = []
+    for package, library in CUDA_LIBRARIES:
+        for folder in folders:
+            path = folder / package / 'lib' / library
+            if path.is_file():
+                ctypes.CDLL(str(path), mode=ctypes.RTLD_GLOBAL)
+                loaded.append(path)
+                break
+    if any(p.name == 'libcudnn.so.8' for p in loaded):
+        # MXNet 1.9.1 was built against cuDNN 8.1; pip's newer 8.x is
+        # compatible, so its "cuDNN lib mismatch" warning is only noise.
+        os.environ.setdefault('MXNET_CUDNN_LIB_CHECKING', '0')
+    return loaded
+
+
+def _fail(message):
+    raise ImportError('d2l_nli cannot use MXNet: ' + message) from None
+
+
+def import_mxnet():
+    """Import and return ``mxnet``, turning known failures into clear errors."""
+    if sys.modules.get('mxnet') is not None:
+        return sys.modules['mxnet']
+    if sys.version_info >= (3, 12):
+        _fail(f'Python {sys.version.split()[0]} is too new; MXNet 1.9.1 needs '
+              'Python 3.11 or older (numpy<1.24 has no wheels for 3.12).')
+    import numpy
+    major, minor = (int(x) for x in numpy.__version__.split('.')[:2])
+    if (major, minor) >= (1, 24):
+        _fail(f'numpy {numpy.__version__} is installed, but MXNet 1.9.1 needs '
+              'numpy<1.24 (it uses numpy.bool, removed in 1.24). Run: '
+              'pip install "numpy>=1.21,<1.24"')
+    wheels = installed_mxnet_wheels()
+    if len(wheels) > 1:
+        _fail(f'several MXNet wheels are installed ({", ".join(wheels)}); they '
+              'overwrite each other. Uninstall all of them, then install one '
+              f'extra: {_INSTALL_CPU} or {_INSTALL_GPU}.')
+    try:
+        with warnings.catch_warnings():
+            # MXNet 1.9.1 itself triggers DeprecationWarnings (distutils,
+            # numpy financial functions) on import: not the user's concern.
+            warnings.simplefilter('ignore', DeprecationWarning)
+            import mxnet
+    except ModuleNotFoundError as err:
+        if err.name != 'mxnet':
+            raise
+        _fail(f'MXNet is not installed. Install one extra: {_INSTALL_CPU} for '
+              f'the CPU, or {_INSTALL_GPU} for an NVIDIA GPU.')
+    except OSError as err:
+        text = str(err)
+        if 'libcuda.so' in text:
+            _fail(f'{wheels[0] if wheels else "mxnet"} is a GPU build, but the '
+                  f'NVIDIA driver (libcuda.so.1) was not found ({text}). Install '
+                  'the NVIDIA driver, or switch to the CPU build: pip uninstall '
+                  f'{wheels[0] if wheels else "mxnet-cu112"}, then {_INSTALL_CPU}.')
+        if '.so' in text:
+            _fail(f'a library MXNet needs is missing ({text}). For the GPU build '
+                  f'install the CUDA 11 libraries with {_INSTALL_GPU}; otherwise '
+                  f'use the CPU build: {_INSTALL_CPU}.')
+        raise
+    return mxnet

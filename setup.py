@@ -1,0 +1,59 @@
+"""Install d2l-nli. The version comes from d2l_nli/VERSION (no package import)."""
+from pathlib import Path
+
+from setuptools import find_packages, setup
+
+HERE = Path(__file__).parent
+VERSION = (HERE / 'd2l_nli' / 'VERSION').read_text().strip()
+
+# mxnet-cu112 links against these CUDA 11 libraries but ships none of them;
+# d2l_nli.runtime loads them from pip's nvidia-*-cu11 packages. cuBLAS >=11.10
+# keeps out a 0.0.1 placeholder that does not build; cuDNN stays on 8.x.
+CUDA11_LIBRARIES = [
+    'nvidia-cuda-runtime-cu11>=11.2,<12',
+    'nvidia-cublas-cu11>=11.10,<12',
+    'nvidia-cufft-cu11>=10.7,<11',
+    'nvidia-curand-cu11>=10.2,<11',
+    'nvidia-cusolver-cu11>=11.4,<12',
+    'nvidia-cuda-nvrtc-cu11>=11.2,<12',
+    'nvidia-nvtx-cu11>=11.2,<12',
+    'nvidia-cudnn-cu11>=8.5,<9',
+    'nvidia-nccl-cu11>=2.13,<3',
+]
+
+setup(
+    name='d2l-nli',
+    version=VERSION,
+    description='The D2L chapter "Natural Language Inference: Fine-Tuning BERT" '
+                '(MXNet), as runnable notebooks and a helper package',
+    long_description=(HERE / 'README.md').read_text(encoding='utf-8'),
+    long_description_content_type='text/markdown',
+    license='Apache-2.0',
+    python_requires='>=3.9,<3.12',
+    packages=find_packages(include=['d2l_nli', 'd2l_nli.*']),
+    package_data={'d2l_nli': ['VERSION']},
+    install_requires=[
+        # MXNet 1.9.1 breaks on numpy>=1.24 (numpy.bool was removed).
+        'numpy>=1.21,<1.24',
+        'matplotlib>=3.5',
+        'tqdm>=4.60',
+        'pooch>=1.6',
+        'platformdirs>=2.5',
+        'requests>=2.20,<3',
+    ],
+    extras_require={
+        # Exactly one of these two: both install the `mxnet` package.
+        'cpu': ['mxnet==1.9.1'],
+        'gpu': ['mxnet-cu112==1.9.1'] + CUDA11_LIBRARIES,
+        'test': ['pytest>=7', 'nbval>=0.10', 'ipykernel>=6', 'jupyter>=1.0',
+                 'hypothesis>=6'],
+    },
+    entry_points={'console_scripts': ['d2l-nli=d2l_nli.cli:main']},
+    classifiers=[
+        'Programming Language :: Python :: 3',
+        'Programming Language :: Python :: 3.9',
+        'Programming Language :: Python :: 3.10',
+        'Programming Language :: Python :: 3.11',
+        'Topic :: Scientific/Engineering :: Artificial Intelligence',
+    ],
+)

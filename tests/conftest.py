@@ -1,0 +1,49 @@
+"""Shared fixtures: a tiny generated corpus and a real HTTP server on 127.0.0.1.
+
+Tests never use the real datasets: the corpus is written by the package's
+demo-corpus generator in the official file formats.
+"""
+import http.server
+import threading
+
+import pytest
+
+import d2l_nli
+
+
+@pytest.fixture(scope='session')
+def demo_root(tmp_path_factory):
+    """Root of a tiny demo corpus: ``wikitext-2/`` and ``snli_1.0/``."""
+    return d2l_nli.write_demo_corpus(tmp_path_factory.mktemp('demo'), 'tiny', seed=0)
+
+
+class _Handler(http.server.BaseHTTPRequestHandler):
+    def do_GET(self):  # noqa: N802 (http.server's naming)
+        server = self.server
+        server.requests.append(self.path)
+        status, body, cut = server.routes.get(self.path, (404, b'not found', None))
+        self.send_response(status)
+        self.send_header('Content-Type', 'application/zip' if status == 200 else 'text/html')
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        # A "cut" route announces the whole body but sends only part of it,
+        # then drops the connection, as a broken proxy would.
+        self.wfile.write(body[:cut] if cut is not None else body)
+        if cut is not None:
+            self.close_connection = True
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def http_server():
+    """A server on 127.0.0.1; set ``server.routes[path] = (status, body, cut)``."""
+    server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
+    server.routes, server.requests = {}, []
+    server.url = f'http://127.0.0.1:{server.server_address[1]}'
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield server
+    server.shutdown()
+    server.server_close()

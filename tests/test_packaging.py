@@ -1,0 +1,46 @@
+"""Install metadata, README and CI stay in step."""
+import importlib.metadata
+import re
+from pathlib import Path
+
+import d2l_nli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_version_comes_from_the_version_file():
+    version = (ROOT / 'd2l_nli' / 'VERSION').read_text().strip()
+    assert d2l_nli.__version__ == version == importlib.metadata.version('d2l-nli')
+    setup_py = (ROOT / 'setup.py').read_text()
+    assert 'import d2l_nli' not in setup_py and 'VERSION' in setup_py
+
+
+def test_extras_never_mix_the_two_mxnet_wheels():
+    requires = importlib.metadata.requires('d2l-nli')
+
+    def extra(name):
+        return [r.split(';')[0].strip() for r in requires if f'extra == "{name}"' in r]
+    assert extra('cpu') == ['mxnet==1.9.1']
+    gpu = extra('gpu')
+    assert 'mxnet-cu112==1.9.1' in gpu and not any(r.startswith('mxnet==') for r in gpu)
+    assert any(r.startswith('nvidia-cudnn-cu11') and '<9' in r for r in gpu)
+    assert not any(r.startswith('mxnet') for r in extra('test'))
+    base = [r for r in requires if 'extra ==' not in r]
+    assert 'numpy<1.24,>=1.21' in base or 'numpy>=1.21,<1.24' in base
+    assert set(importlib.metadata.metadata('d2l-nli')['Requires-Python'].split(',')) == {'>=3.9', '<3.12'}
+
+
+def test_ci_runs_the_readme_test_command_verbatim():
+    readme = (ROOT / 'README.md').read_text()
+    quick_start = readme.split('## Quick start')[1].split('\n## ')[0]
+    commands = re.findall(r'```bash\n(.+?)\n```', quick_start)
+    assert len(commands) == 2, commands
+    assert 'd2l_nli demo' in commands[0] and 'pytest' in commands[1]
+    ci = (ROOT / '.ci' / 'run').read_text().splitlines()
+    assert commands[1] in ci
+
+
+def test_environment_yml_installs_the_cpu_extra_on_python_311():
+    env = (ROOT / 'environment.yml').read_text()
+    assert '- python=3.11' in env and '- -e .[cpu,test]' in env
+    assert '# - -e .[gpu,test]' in env
