@@ -1,7 +1,8 @@
 """d2l-nli: the D2L chapter "Natural Language Inference: Fine-Tuning BERT", runnable.
 
 The helpers the notebooks import: data hub and loaders (SNLI, WikiText-2,
-an offline demo corpus), text processing and minibatching.
+an offline demo corpus), text processing, the BERT model, data-parallel
+training loops, plots, checkpoints and the command line's pipeline.
 """
 from pathlib import Path
 
@@ -10,14 +11,24 @@ __version__ = (Path(__file__).parent / 'VERSION').read_text().strip()
 from . import runtime  # noqa: E402  (before anything imports mxnet)
 
 runtime.preload_cuda_libraries()
-runtime.import_mxnet()
+# The chapter works in MXNet's NumPy mode (``npx.set_np()``); so do we.
+runtime.import_mxnet().npx.set_np()
 
+from .checkpoint import load_classifier, load_pretrained, save_checkpoint  # noqa: E402
+from .classifier import BERTClassifier, predict_nli  # noqa: E402
+from .config import PRESETS, FinetuneConfig, ModelConfig, PretrainConfig, RunPreset  # noqa: E402
 from .democorpus import DEMO_PRESETS, DemoCorpusConfig, ensure_demo_corpus, write_demo_corpus  # noqa: E402
-from .errors import D2LNLIError, DataFormatError, DownloadError  # noqa: E402
+from .devices import (GPUNotUsableError, describe_devices, parse_devices, try_all_gpus,  # noqa: E402
+                      try_gpu)
+from .errors import CheckpointError, D2LNLIError, DataFormatError, DownloadError  # noqa: E402
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
 from .loader import ArrayLoader  # noqa: E402
+from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402
+from .plot import Animator, live_plotting_enabled, use_svg_display  # noqa: E402
 from .snli import LABEL_NAMES, LABELS, read_snli  # noqa: E402
 from .snli_bert import SNLIBERTDataset  # noqa: E402
 from .text import (Vocab, get_tokens_and_segments, tokenize, tokenize_sentence,  # noqa: E402
                    truncate_pair)
+from .training import (Accumulator, Timer, evaluate_accuracy_gpus, split_batch_multi_inputs,  # noqa: E402
+                       train_bert, train_ch13)
 from .wiki import WikiTextBERTData, load_data_wiki, read_wiki  # noqa: E402

@@ -4,7 +4,7 @@ Each message names the file (and line, where there is one) and says what to
 do; catching :class:`D2LNLIError` catches them all.
 """
 
-__all__ = ['D2LNLIError', 'DataFormatError', 'DownloadError']
+__all__ = ['D2LNLIError', 'DataFormatError', 'DownloadError', 'CheckpointError']
 
 
 class D2LNLIError(Exception):
@@ -17,3 +17,7 @@ class DataFormatError(D2LNLIError, ValueError):
 
 class DownloadError(D2LNLIError, RuntimeError):
     """No mirror delivered a verified archive (the message lists what was tried)."""
+
+
+class CheckpointError(D2LNLIError, ValueError):
+    """A saved model folder is missing, damaged or does not fit (the message says which file)."""

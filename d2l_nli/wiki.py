@@ -168,19 +168,21 @@ class WikiTextBERTData:
 
 
 def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
-                   file_name='wiki.train.tokens'):
+                   file_name='wiki.train.tokens', trim=True):
     """Load WikiText-2 for pretraining: ``(train_iter, vocab)``.
 
     ``train_iter`` yields the book's seven arrays per batch: tokens (b,
     max_len), segments (b, max_len), valid lengths (b,), prediction positions
     (b, P), MLM weights (b, P), MLM labels (b, P) and NSP labels (b,). The
     data folder is the hub's (see :func:`d2l_nli.get_data_dir`) unless
-    ``data_dir`` names one holding ``wikitext-2/``.
+    ``data_dir`` names one holding ``wikitext-2/``. With ``trim`` each batch
+    is padded only to its longest example (same results, less work).
     """
     from .hub import download_extract
 
     folder = download_extract('wikitext-2', data_dir=data_dir)
     paragraphs = read_wiki(folder, file_name, seed=seed)
     data = WikiTextBERTData(paragraphs, max_len, seed=seed)
-    train_iter = ArrayLoader(data.arrays, batch_size, shuffle=True, seed=seed)
+    train_iter = ArrayLoader(data.arrays, batch_size, shuffle=True, seed=seed,
+                             trim=(2, (0, 1)) if trim else None)
     return train_iter, data.vocab

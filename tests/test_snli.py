@@ -151,7 +151,10 @@ def test_snli_bert_dataset_builds_a_vocab_and_batches(demo_root):
     batches = list(ds.loader(50, shuffle=True, seed=1))
     assert len(batches) == -(-len(ds) // 50)
     (tokens, segments, valid_lens), labels = batches[0]
-    assert tokens.shape == (50, 32) and segments.shape == (50, 32)
+    width = int(valid_lens.max())  # padded to the batch's longest pair only
+    assert tokens.shape == (50, width) and segments.shape == (50, width) and width <= 32
+    (tokens, _, _), _ = next(iter(ds.loader(50, trim=False)))
+    assert tokens.shape == (50, 32)
     assert valid_lens.shape == labels.shape == (50,)
     seen = onp.concatenate([b[1].asnumpy() for b in batches])
     assert sorted(seen.tolist()) == sorted(ds.labels.tolist())

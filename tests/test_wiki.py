@@ -119,8 +119,14 @@ def test_load_data_wiki_batches(demo_root):
     train_iter, vocab = load_data_wiki(32, 40, data_dir=demo_root)
     batches = list(train_iter)
     assert len(batches) == len(train_iter) == -(-train_iter.num_examples // 32)
-    shapes = [tuple(x.shape) for x in batches[0]]
-    assert shapes == [(32, 40), (32, 40), (32,), (32, 6), (32, 6), (32, 6), (32,)]
+    for batch in batches[:-1]:
+        shapes = [tuple(x.shape) for x in batch]
+        # Each batch is padded only to its longest example (at most max_len).
+        width = int(batch[2].max())
+        assert shapes == [(32, width), (32, width), (32,), (32, 6), (32, 6), (32, 6), (32,)]
+        assert width <= 40
+    full, _ = load_data_wiki(32, 40, data_dir=demo_root, trim=False)
+    assert [tuple(x.shape) for x in next(iter(full))][:2] == [(32, 40), (32, 40)]
     assert len(vocab) > 100
 
 

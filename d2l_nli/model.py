@@ -1,0 +1,215 @@
+"""BERT as in the chapter, written as HybridBlocks that really hybridize.
+
+Shapes use ``B`` batch, ``T`` tokens per example, ``H`` hidden units,
+``h`` heads, ``P`` prediction positions per example and ``V`` vocabulary.
+
+Differences from the book's code, all deliberate:
+
+* Every block implements ``hybrid_forward(self, F, ...)`` with ``F.np`` /
+  ``F.npx`` (MXNet 1.9.1 silently leaves a HybridBlock that overrides
+  ``forward`` imperative), and shapes are never read in Python, so
+  ``hybridize()`` compiles one graph that serves every sequence length.
+* Attention masks each head with its own example's valid length (the
+  reference tiled the lengths across heads, masking with other examples'
+  lengths); padded key positions get exactly zero weight, so outputs at
+  valid positions do not depend on the padding.
+* Every layer declares its input size, so nothing waits for deferred shape
+  inference (the reference's unused MLM head broke ``trainer.step``).
+"""
+import dataclasses
+import math
+
+from mxnet.gluon import nn
+from mxnet.util import use_np
+
+__all__ = ['BERTConfig', 'BERT_PRESETS', 'MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
+           'MaskLM', 'NextSentencePred', 'BERTModel']
+
+
+@dataclasses.dataclass(frozen=True)
+class BERTConfig:
+    """Sizes of a BERT model (the chapter's small BERT by default)."""
+    vocab_size: int
+    num_hiddens: int = 128
+    ffn_num_hiddens: int = 128
+    num_heads: int = 2
+    num_layers: int = 2
+    dropout: float = 0.2
+    max_len: int = 1000
+
+    def __post_init__(self):
+        for name in ('vocab_size', 'num_hiddens', 'ffn_num_hiddens', 'num_heads',
+                     'num_layers', 'max_len'):
+            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
+                raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)!r}')
+        if self.num_hiddens % self.num_heads:
+            raise ValueError(f'num_hiddens={self.num_hiddens} must be divisible by '
+                             f'num_heads={self.num_heads}')
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
+
+
+# Named model sizes; vocab_size comes from the data.
+BERT_PRESETS = {
+    'chapter': dict(num_hiddens=128, ffn_num_hiddens=128, num_heads=2, num_layers=2,
+                    dropout=0.2),
+    'tiny': dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=4, num_layers=2, dropout=0.0),
+}
+
+
+@use_np
+class MultiHeadAttention(nn.HybridBlock):
+    """Scaled dot-product attention over ``num_heads`` heads.
+
+    ``queries`` (B, Tq, H), ``keys``/``values`` (B, Tk, H), ``valid_lens``
+    (B,) -> (B, Tq, H). Keys at positions ``>= valid_lens[b]`` are ignored.
+    """
+
+    def __init__(self, num_hiddens, num_heads, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.num_heads = num_heads
+        self.scale = 1 / math.sqrt(num_hiddens // num_heads)
+        dense = dict(use_bias=False, flatten=False, in_units=num_hiddens)
+        self.W_q = nn.Dense(num_hiddens, **dense)
+        self.W_k = nn.Dense(num_hiddens, **dense)
+        self.W_v = nn.Dense(num_hiddens, **dense)
+        self.W_o = nn.Dense(num_hiddens, **dense)
+        self.dropout = nn.Dropout(dropout)
+
+    def _split_heads(self, F, X):
+        # (B, T, H) -> (B, T, h, H/h) -> (B, h, T, H/h) -> (B*h, T, H/h)
+        X = F.npx.reshape(X, (-2, -2, self.num_heads, -1))
+        return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-5, -2, -2))
+
+    def _merge_heads(self, F, X):
+        # (B*h, T, H/h) -> (B, h, T, H/h) -> (B, T, h, H/h) -> (B, T, H)
+        X = F.npx.reshape(X, (-6, -1, self.num_heads, -2, -2))
+        return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-2, -2, -5))
+
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        q = self._split_heads(F, self.W_q(queries))
+        k = self._split_heads(F, self.W_k(keys))
+        v = self._split_heads(F, self.W_v(values))
+        scores = F.npx.batch_dot(q, k, transpose_b=True) * self.scale   # (B*h, Tq, Tk)
+        # Head j of example b sits at row b*h + j: repeat each length h times.
+        lens = F.np.repeat(valid_lens.astype('int32'), self.num_heads, axis=0)
+        # The softmax wants one length per query row: (B*h, Tq).
+        zeros = F.np.zeros_like(F.npx.arange_like(q, axis=1)).astype('int32')
+        lens = F.np.expand_dims(lens, axis=1) + F.np.expand_dims(zeros, axis=0)
+        weights = F.npx.softmax(scores, length=lens, use_length=True, axis=-1)
+        return self.W_o(self._merge_heads(F, F.npx.batch_dot(self.dropout(weights), v)))
+
+
+@use_np
+class EncoderBlock(nn.HybridBlock):
+    """Post-LN transformer block: attention and a position-wise FFN, each with
+    dropout, a residual connection and layer normalization. (B, T, H) -> (B, T, H)."""
+
+    def __init__(self, num_hiddens, ffn_num_hiddens, num_heads, dropout, **kwargs):
+        super().__init__(**kwargs)
+        self.attention = MultiHeadAttention(num_hiddens, num_heads, dropout)
+        self.ffn1 = nn.Dense(ffn_num_hiddens, activation='relu', flatten=False,
+                             in_units=num_hiddens)
+        self.ffn2 = nn.Dense(num_hiddens, flatten=False, in_units=ffn_num_hiddens)
+        self.dropout = nn.Dropout(dropout)
+        self.ln1 = nn.LayerNorm(in_channels=num_hiddens)
+        self.ln2 = nn.LayerNorm(in_channels=num_hiddens)
+
+    def hybrid_forward(self, F, X, valid_lens):
+        Y = self.ln1(X + self.dropout(self.attention(X, X, X, valid_lens)))
+        return self.ln2(Y + self.dropout(self.ffn2(self.ffn1(Y))))
+
+
+@use_np
+class BERTEncoder(nn.HybridBlock):
+    """Token + segment + learned positional embeddings, then encoder blocks.
+
+    ``tokens``, ``segments`` (B, T) with ``T <= max_len``, ``valid_lens``
+    (B,) -> encoded sequence (B, T, H).
+    """
+
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers,
+                 dropout, max_len=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
+        self.segment_embedding = nn.Embedding(2, num_hiddens)
+        # A learned vector per position, looked up by position index.
+        self.pos_embedding = nn.Embedding(max_len, num_hiddens)
+        self.blks = nn.HybridSequential()
+        for _ in range(num_layers):
+            self.blks.add(EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens):
+        positions = F.npx.arange_like(tokens, axis=1)                     # (T,)
+        X = self.token_embedding(tokens) + self.segment_embedding(segments)
+        X = X + F.np.expand_dims(self.pos_embedding(positions), axis=0)
+        for blk in self.blks:
+            X = blk(X, valid_lens)
+        return X
+
+
+@use_np
+class MaskLM(nn.HybridBlock):
+    """Masked-language-model head: (B, T, H) and positions (B, P) -> logits (B, P, V)."""
+
+    def __init__(self, vocab_size, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.mlp = nn.HybridSequential()
+        self.mlp.add(nn.Dense(num_hiddens, activation='relu', flatten=False,
+                              in_units=num_hiddens),
+                     nn.LayerNorm(in_channels=num_hiddens),
+                     nn.Dense(vocab_size, flatten=False, in_units=num_hiddens))
+
+    def hybrid_forward(self, F, X, pred_positions):
+        # Row index of each position: (B, P) holding b in row b.
+        pred_positions = pred_positions.astype('int32')
+        rows = F.np.expand_dims(F.npx.arange_like(pred_positions, axis=0).astype('int32'),
+                                axis=1) + F.np.zeros_like(pred_positions)
+        masked_X = F.npx.gather_nd(X, F.np.stack([rows, pred_positions], axis=0))  # (B, P, H)
+        return self.mlp(masked_X)
+
+
+@use_np
+class NextSentencePred(nn.HybridBlock):
+    """Next-sentence head: (B, H) -> logits (B, 2)."""
+
+    def __init__(self, num_hiddens, **kwargs):
+        super().__init__(**kwargs)
+        self.output = nn.Dense(2, in_units=num_hiddens)
+
+    def hybrid_forward(self, F, X):
+        return self.output(X)
+
+
+@use_np
+class BERTModel(nn.HybridBlock):
+    """Encoder, masked-LM head and next-sentence head.
+
+    ``tokens``, ``segments`` (B, T), ``valid_lens`` (B,), ``pred_positions``
+    (B, P) -> ``(encoded_X (B, T, H), mlm_Y_hat (B, P, V), nsp_Y_hat (B, 2))``.
+    Without ``pred_positions`` (only before hybridizing: a compiled graph
+    keeps the inputs it was first called with) ``mlm_Y_hat`` is None.
+    """
+
+    def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers,
+                 dropout, max_len=1000, **kwargs):
+        super().__init__(**kwargs)
+        self.config = BERTConfig(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
+                                 num_layers, dropout, max_len)
+        self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
+                                   num_layers, dropout, max_len)
+        self.hidden = nn.Dense(num_hiddens, activation='tanh', in_units=num_hiddens)
+        self.mlm = MaskLM(vocab_size, num_hiddens)
+        self.nsp = NextSentencePred(num_hiddens)
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**dataclasses.asdict(config))
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions=None):
+        encoded_X = self.encoder(tokens, segments, valid_lens)
+        mlm_Y_hat = self.mlm(encoded_X, pred_positions) if pred_positions is not None else None
+        # The <cls> token's vector, through a tanh layer, predicts "is next".
+        cls = encoded_X[:, 0, :]
+        nsp_Y_hat = self.nsp(self.hidden(cls))
+        return encoded_X, mlm_Y_hat, nsp_Y_hat

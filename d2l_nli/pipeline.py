@@ -1,0 +1,136 @@
+"""The chapter's steps as functions: pretrain, fine-tune, evaluate.
+
+The command line and the notebooks both call these, so a run from either
+does the same work. Each function takes the data folder, the settings
+(:mod:`d2l_nli.config`) and the devices, and returns what it built plus a
+dict of metrics.
+"""
+import contextlib
+import dataclasses
+import random
+import sys
+
+import numpy as onp
+from mxnet import gluon, init
+
+from .checkpoint import load_pretrained
+from .classifier import BERTClassifier
+from .hub import download_extract
+from .model import BERTModel
+from .plot import Animator
+from .snli import read_snli
+from .snli_bert import SNLIBERTDataset
+from .training import evaluate_accuracy_gpus, train_bert, train_ch13
+from .wiki import load_data_wiki
+
+__all__ = ['seed_everything', 'subsample', 'pretrain', 'finetune', 'evaluate']
+
+
+def seed_everything(seed):
+    """Seed Python, NumPy and MXNet (initialization, dropout) for reproducible runs."""
+    import mxnet as mx
+
+    random.seed(seed)
+    onp.random.seed(seed)
+    mx.random.seed(seed)
+
+
+def subsample(dataset, size, seed=0):
+    """``size`` random pairs of ``(premises, hypotheses, labels)`` (all if None)."""
+    n = len(dataset[2])
+    if size is None or size >= n:
+        return dataset
+    if size < 1:
+        raise ValueError(f'subsample size must be positive, got {size}')
+    keep = sorted(onp.random.default_rng(seed).choice(n, size, replace=False))
+    return tuple([column[i] for i in keep] for column in dataset)
+
+
+@contextlib.contextmanager
+def _progress(total, desc, enabled):
+    """A tqdm bar on a terminal; a no-op elsewhere (notebooks plot instead)."""
+    if not enabled or not sys.stderr.isatty():
+        yield lambda n=1: None
+        return
+    from tqdm import tqdm
+    with tqdm(total=total, desc=desc, leave=False) as bar:
+        yield bar.update
+
+
+def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=True):
+    """Pretrain a BERT on ``<data_dir>/wikitext-2``: returns ``(bert, vocab, metrics)``.
+
+    ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
+    :class:`~d2l_nli.PretrainConfig`.
+    """
+    seed_everything(seed)
+    train_iter, vocab = load_data_wiki(cfg.batch_size, cfg.max_len, data_dir=data_dir, seed=seed)
+    bert = BERTModel(len(vocab), max_len=max(cfg.max_len, 512), **dataclasses.asdict(model))
+    bert.initialize(init.Xavier(), ctx=devices)
+    bert.hybridize(static_alloc=True)
+    animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
+                        legend=['mlm', 'nsp'])
+    with _progress(cfg.num_steps, 'pretraining', progress) as update:
+        metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
+                             cfg.num_steps, lr=cfg.lr, animator=animator,
+                             progress=lambda step: update(1))
+    metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab))
+    if plot_path:
+        animator.save(plot_path)
+    return bert, vocab, metrics
+
+
+def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):
+    folder = download_extract('SNLI', data_dir=data_dir)
+    test = SNLIBERTDataset(subsample(read_snli(folder, split=split), cfg.test_size, seed),
+                           cfg.max_len, vocab, truncate=cfg.truncate, verbose=False)
+    if not train:
+        return None, test
+    train_set = SNLIBERTDataset(subsample(read_snli(folder, split='train'), cfg.train_size, seed),
+                                cfg.max_len, vocab, truncate=cfg.truncate, verbose=False)
+    return train_set, test
+
+
+def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_path=None,
+             progress=True):
+    """Fine-tune ``BERTClassifier(bert)`` on SNLI: returns ``(net, metrics)``.
+
+    ``bert`` is a ``BERTModel`` or a checkpoint folder; ``cfg`` a
+    :class:`~d2l_nli.FinetuneConfig`; accuracy is measured on ``split``.
+    """
+    if not isinstance(bert, BERTModel):
+        bert, vocab = load_pretrained(bert, devices)
+    seed_everything(seed)
+    train_set, test_set = _snli_sets(data_dir, vocab, cfg, split, seed)
+    train_iter = train_set.loader(cfg.batch_size, shuffle=True, seed=seed)
+    test_iter = test_set.loader(cfg.batch_size)
+    net = BERTClassifier(bert)
+    net.classifier.initialize(init.Xavier(), ctx=devices)
+    net.hybridize(static_alloc=True)
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': cfg.lr})
+    animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs], ylim=[0, 1],
+                        legend=['train loss', 'train acc', 'test acc'])
+    with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
+        metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
+                             trainer, cfg.num_epochs, devices, animator=animator,
+                             progress=update)
+    metrics.update(num_train=len(train_set), num_test=len(test_set), split=split)
+    if plot_path:
+        animator.save(plot_path)
+    return net, metrics
+
+
+def evaluate(data_dir, net, vocab, cfg, devices, *, split='test', seed=0):
+    """Accuracy and speed of a fine-tuned ``net`` on an SNLI split (metrics dict)."""
+    import time
+
+    from mxnet import npx
+
+    _, test_set = _snli_sets(data_dir, vocab, cfg, split, seed, train=False)
+    start = time.perf_counter()
+    test_acc = evaluate_accuracy_gpus(net, test_set.loader(cfg.batch_size), devices=devices)
+    npx.waitall()
+    seconds = time.perf_counter() - start
+    return {'test_acc': test_acc, 'examples_per_sec': len(test_set) / seconds,
+            'num_test': len(test_set), 'split': split, 'seconds': seconds,
+            'devices': [str(d) for d in devices]}
