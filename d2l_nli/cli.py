@@ -1,103 +1,264 @@
 """Command line: ``python -m d2l_nli <command>``.
 
-``demo`` runs the chapter's data pipeline offline on the generated demo
-corpus: the WikiText-style pretraining examples (next-sentence pairs with
-masked tokens) and the SNLI-style pairs as BERT inputs, and shows what the
-model will see. It writes nothing outside ``<data dir>/demo-*``.
+* ``demo``: the whole chapter offline on a generated corpus (minutes on a CPU);
+* ``pretrain``: BERT on WikiText-2, saved as a checkpoint folder;
+* ``finetune``: a pretrained BERT on SNLI, saved as a classifier folder;
+* ``evaluate``: a fine-tuned classifier on an SNLI split;
+* ``predict``: one premise/hypothesis pair.
+
+Defaults are the chapter's settings (:data:`d2l_nli.PRESETS`). Every
+training command can write its final figures with ``--metrics-json``.
 """
 import argparse
-import collections
+import dataclasses
+import json
 import sys
 import time
+from pathlib import Path
 
-__all__ = ['main']
+__all__ = ['main', 'build_parser']
 
-
-def _show_pretraining_example(data, vocab, i=0):
-    tokens = vocab.to_tokens(data.token_ids[i, :data.valid_lens[i]])
-    n = int(data.mlm_weights[i].sum())
-    positions = data.pred_positions[i, :n]
-    print('  input   :', ' '.join(tokens))
-    print('  segments:', ' '.join(map(str, data.segments[i, :data.valid_lens[i]])))
-    print('  predict :', ', '.join(f'{p}->{vocab.to_tokens(int(l))}'
-                                   for p, l in zip(positions, data.mlm_labels[i, :n])),
-          '| is next sentence:', bool(data.nsp_labels[i]))
+_DEMO_PAIRS = [
+    ('A young woman is playing guitar in the park.', 'A person is playing music.'),
+    ('A young woman is playing guitar in the park.', 'A woman is playing guitar inside.'),
+    ('A young woman is playing guitar in the park.', 'A woman is playing guitar for money.'),
+]
 
 
-def demo(args):
+def _int_at_least(low):
+    def parse(text):
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f'{text!r} is not an integer') from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f'must be at least {low}, got {value}')
+        return value
+    return parse
+
+
+def _positive_float(text):
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f'{text!r} is not a number') from None
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f'must be positive, got {value}')
+    return value
+
+
+def _write_metrics(path, command, args, devices, metrics):
+    from . import __version__
+    from .fileio import atomic_write
+
+    if not path:
+        return
+    options = {k: v for k, v in vars(args).items() if k not in ('func', 'metrics_json')}
+    record = {'command': command, 'd2l_nli_version': __version__,
+              'devices': [str(d) for d in devices], 'options': options, **metrics}
+    with atomic_write(path) as f:
+        json.dump(record, f, indent=2, default=str)
+        f.write('\n')
+    print(f'metrics written to {path}')
+
+
+def _model_config(args):
+    from .config import ModelConfig
+    return ModelConfig(args.num_hiddens, args.ffn_num_hiddens, args.num_heads,
+                       args.num_layers, args.dropout)
+
+
+def _finetune_config(args, **extra):
+    from .config import FinetuneConfig
+    return FinetuneConfig(batch_size=args.batch_size, max_len=args.max_len,
+                          num_epochs=getattr(args, 'epochs', 1), lr=getattr(args, 'lr', 1e-4),
+                          train_size=getattr(args, 'train_size', None),
+                          test_size=args.test_size, truncate=args.truncate, **extra)
+
+
+def pretrain(args, devices):
+    from .checkpoint import save_checkpoint
+    from .config import PretrainConfig
+    from .pipeline import pretrain as run
+
+    cfg = PretrainConfig(args.batch_size, args.max_len, args.num_steps, args.lr)
+    bert, vocab, metrics = run(args.data_dir, _model_config(args), cfg, devices,
+                               seed=args.seed, plot_path=args.plot)
+    save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg)})
+    print(f'pretrained BERT saved to {args.out}')
+    _write_metrics(args.metrics_json, 'pretrain', args, devices, metrics)
+
+
+def finetune(args, devices):
+    from .checkpoint import load_pretrained, save_checkpoint
+    from .pipeline import finetune as run
+
+    cfg = _finetune_config(args)
+    bert, vocab = load_pretrained(args.pretrained, devices)
+    net, metrics = run(args.data_dir, bert, vocab, cfg, devices, seed=args.seed,
+                       split=args.split, plot_path=args.plot)
+    save_checkpoint(args.out, net, vocab, extra={'finetune': dataclasses.asdict(cfg)})
+    print(f'fine-tuned classifier saved to {args.out}')
+    _write_metrics(args.metrics_json, 'finetune', args, devices, metrics)
+
+
+def evaluate(args, devices):
+    from .checkpoint import load_classifier
+    from .pipeline import evaluate as run
+
+    net, vocab = load_classifier(args.model, devices)
+    net.hybridize(static_alloc=True)
+    metrics = run(args.data_dir, net, vocab, _finetune_config(args), devices, split=args.split)
+    print(f"test acc {metrics['test_acc']:.3f} on {metrics['num_test']} {args.split} pairs")
+    print(f"{metrics['examples_per_sec']:.1f} examples/sec on {[str(d) for d in devices]}")
+    _write_metrics(args.metrics_json, 'evaluate', args, devices, metrics)
+
+
+def predict(args, devices):
+    from .checkpoint import load_classifier
+    from .classifier import predict_nli
+
+    net, vocab = load_classifier(args.model, devices)
+    label, probs = predict_nli(net, vocab, args.premise, args.hypothesis, args.max_len,
+                               devices[0])
+    print(f'{label}  (' + ', '.join(f'{k} {v:.3f}' for k, v in probs.items()) + ')')
+
+
+def demo(args, devices):
     import d2l_nli as d
+    from .config import PRESETS
+    from .pipeline import finetune as run_finetune, pretrain as run_pretrain
 
     start = time.time()
-    root = d.ensure_demo_corpus(args.data_dir, preset=args.preset, seed=args.seed)
+    preset = PRESETS[args.preset]
+    root = d.ensure_demo_corpus(args.data_dir, preset='tiny' if args.preset == 'tiny'
+                                else 'demo', seed=args.seed)
+    out = Path(args.out) if args.out else root / 'checkpoints'
     print(f'Demo corpus (generated, official file formats): {root}')
+    m, pt, ft = preset.model, preset.pretrain, preset.finetune
+    print(f'\n1. Pretraining a BERT ({m.num_layers} layers, {m.num_hiddens} hidden, '
+          f'{m.num_heads} heads) for {pt.num_steps} steps of {pt.batch_size} pairs on '
+          f'{d.describe_devices(devices)}')
+    bert, vocab, pre = run_pretrain(root, m, pt, devices, seed=args.seed,
+                                    plot_path=out / 'pretrain.svg')
+    d.save_checkpoint(out / 'bert', bert, vocab)
+    print(f'\n2. Fine-tuning on the SNLI-format pairs for {ft.num_epochs} epochs')
+    net, fine = run_finetune(root, bert, vocab, ft, devices, seed=args.seed,
+                             plot_path=out / 'finetune.svg')
+    d.save_checkpoint(out / 'classifier', net, vocab)
+    print('\n3. Predictions on new sentences')
+    for premise, hypothesis in _DEMO_PAIRS:
+        label, probs = d.predict_nli(net, vocab, premise, hypothesis, ft.max_len, devices[0])
+        print(f'  {premise} / {hypothesis} -> {label} ({probs[label]:.2f})')
+    print(f'\nDone in {time.time() - start:.0f} s: test accuracy {fine["test_acc"]:.3f} '
+          f'(chance: 0.333). Checkpoints and plots in {out}')
+    metrics = {f'pretrain_{k}': v for k, v in pre.items() if k != 'devices'}
+    metrics.update(fine)
+    _write_metrics(args.metrics_json, 'demo', args, devices, metrics)
 
-    print(f'\n1. Pretraining data (WikiText-2 format), max_len={args.max_len}')
-    folder = d.download_extract('wikitext-2', data_dir=root)
-    paragraphs = d.read_wiki(folder, seed=args.seed)
-    data = d.WikiTextBERTData(paragraphs, args.max_len, seed=args.seed)
-    vocab = data.vocab
-    train_iter = d.ArrayLoader(data.arrays, args.batch_size, shuffle=True, seed=args.seed)
-    print(f'  {len(paragraphs)} paragraphs -> {len(data)} sentence pairs, '
-          f'vocabulary of {len(vocab)} tokens, {len(train_iter)} batches of '
-          f'{args.batch_size}')
-    print(f'  NSP: {data.nsp_labels.mean():.0%} true next sentences; MLM: '
-          f'{data.mlm_weights.sum() / (data.valid_lens - 3).sum():.1%} of the words '
-          'to predict')
-    _show_pretraining_example(data, vocab)
-    shapes = [tuple(x.shape) for x in next(iter(train_iter))]
-    print('  one batch: tokens, segments, valid_lens, pred_positions, mlm_weights, '
-          f'mlm_labels, nsp_labels with shapes {shapes}')
 
-    print(f'\n2. Fine-tuning data (SNLI format), max_len={args.max_len}')
-    folder = d.download_extract('SNLI', data_dir=root)
-    splits = {}
-    for split in ('train', 'test'):
-        pairs = d.read_snli(folder, split=split)
-        counts = collections.Counter(d.LABEL_NAMES[y] for y in pairs[2])
-        print(f'  {split}: {len(pairs[0])} pairs ({dict(counts)}); ', end='')
-        splits[split] = d.SNLIBERTDataset(pairs, args.max_len, vocab)
-    train_set = splits['train']
-    tokens = vocab.to_tokens(train_set.token_ids[0, :train_set.valid_lens[0]])
-    print('  first pair :', ' '.join(tokens), '->', d.LABEL_NAMES[train_set.labels[0]])
-    unknown = (train_set.token_ids == vocab.unk).sum() / train_set.valid_lens.sum()
-    print(f'  words unknown to the pretraining vocabulary: {unknown:.1%}')
-    print(f'\nData pipeline ready in {time.time() - start:.1f} s. The model '
-          '(BERT pretraining and fine-tuning) is not part of this version yet, '
-          'so no loss or accuracy is reported.')
-    return 0
+def _common(p, data_help='data folder (default: $D2L_NLI_DATA, else the cache folder)'):
+    p.add_argument('--data-dir', help=data_help)
+    p.add_argument('--devices', default='auto',
+                   help="devices to train on: auto (all usable GPUs, else CPU), cpu, gpu, "
+                        "or a list such as cpu:0,cpu:1 or gpu:0,gpu:1 (default: auto)")
+    p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+    p.add_argument('--metrics-json', metavar='PATH', help='write the final figures as JSON')
+
+
+def _data_options(p, cfg):
+    p.add_argument('--batch-size', type=_int_at_least(1), default=cfg.batch_size,
+                   help=f'examples per batch (default: {cfg.batch_size})')
+    p.add_argument('--max-len', type=_int_at_least(5), default=cfg.max_len,
+                   help=f'tokens per example, at most (default: {cfg.max_len})')
+
+
+def _snli_options(p, cfg):
+    p.add_argument('--test-size', type=_int_at_least(1), help='evaluate on a random subset')
+    p.add_argument('--split', choices=['test', 'dev'], default='test',
+                   help='SNLI split to measure accuracy on (default: test)')
+    p.add_argument('--truncate', choices=['longest_first', 'ratio'], default=cfg.truncate,
+                   help='how to cut pairs longer than --max-len (default: longest_first)')
 
 
 def build_parser():
-    from .democorpus import DEMO_PRESETS
+    from .config import PRESETS
 
+    chapter = PRESETS['chapter']
     parser = argparse.ArgumentParser(
         prog='python -m d2l_nli',
-        description='Natural language inference by fine-tuning BERT (D2L chapter).')
-    sub = parser.add_subparsers(dest='command', required=True)
-    p = sub.add_parser('demo', help='run the chapter offline on a generated demo corpus')
-    p.add_argument('--data-dir', help='data folder (default: $D2L_NLI_DATA, else the cache '
-                   'folder); the demo corpus goes to a demo-* folder inside it')
-    p.add_argument('--preset', choices=sorted(DEMO_PRESETS), default='demo',
-                   help='size of the generated corpus (default: demo)')
-    p.add_argument('--max-len', type=int, default=64, help='tokens per example (default: 64)')
-    p.add_argument('--batch-size', type=int, default=64, help='examples per batch (default: 64)')
-    p.add_argument('--seed', type=int, default=0, help='random seed (default: 0)')
+        description='Natural language inference by fine-tuning BERT (the D2L chapter).')
+    sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+
+    p = sub.add_parser('demo', help='the whole chapter offline on a generated corpus')
+    _common(p, 'data folder; the corpus goes to a demo-* folder inside it')
+    p.add_argument('--preset', choices=['demo', 'tiny'], default='demo',
+                   help='demo (a few minutes) or tiny (seconds, for smoke tests)')
+    p.add_argument('--out', help='folder for checkpoints and plots (default: inside the corpus)')
     p.set_defaults(func=demo)
+
+    p = sub.add_parser('pretrain', help='pretrain BERT on WikiText-2')
+    _common(p)
+    _data_options(p, chapter.pretrain)
+    p.add_argument('--num-steps', type=_int_at_least(1), default=chapter.pretrain.num_steps,
+                   help=f'optimization steps (default: {chapter.pretrain.num_steps})')
+    p.add_argument('--lr', type=_positive_float, default=chapter.pretrain.lr,
+                   help=f'Adam learning rate (default: {chapter.pretrain.lr})')
+    for name, value in dataclasses.asdict(chapter.model).items():
+        kind = float if isinstance(value, float) else _int_at_least(1)
+        p.add_argument('--' + name.replace('_', '-'), type=kind, default=value,
+                       help=f'model size (default: {value})')
+    p.add_argument('--out', default='checkpoints/bert',
+                   help='checkpoint folder to write (default: checkpoints/bert)')
+    p.add_argument('--plot', metavar='PATH', help='save the loss plot (.png or .svg)')
+    p.set_defaults(func=pretrain)
+
+    p = sub.add_parser('finetune', help='fine-tune a pretrained BERT on SNLI')
+    _common(p)
+    _data_options(p, chapter.finetune)
+    p.add_argument('--pretrained', required=True, metavar='DIR',
+                   help='checkpoint folder written by pretrain')
+    p.add_argument('--epochs', type=_int_at_least(1), default=chapter.finetune.num_epochs,
+                   help=f'passes over the training set (default: {chapter.finetune.num_epochs})')
+    p.add_argument('--lr', type=_positive_float, default=chapter.finetune.lr,
+                   help=f'Adam learning rate (default: {chapter.finetune.lr})')
+    p.add_argument('--train-size', type=_int_at_least(1), help='train on a random subset')
+    _snli_options(p, chapter.finetune)
+    p.add_argument('--out', default='checkpoints/classifier',
+                   help='classifier folder to write (default: checkpoints/classifier)')
+    p.add_argument('--plot', metavar='PATH', help='save the training plot (.png or .svg)')
+    p.set_defaults(func=finetune)
+
+    p = sub.add_parser('evaluate', help='accuracy of a fine-tuned classifier')
+    _common(p)
+    _data_options(p, chapter.finetune)
+    p.add_argument('--model', required=True, metavar='DIR', help='folder written by finetune')
+    _snli_options(p, chapter.finetune)
+    p.set_defaults(func=evaluate)
+
+    p = sub.add_parser('predict', help='classify one premise/hypothesis pair')
+    p.add_argument('--model', required=True, metavar='DIR', help='folder written by finetune')
+    p.add_argument('premise')
+    p.add_argument('hypothesis')
+    p.add_argument('--max-len', type=_int_at_least(5), default=chapter.finetune.max_len)
+    p.add_argument('--devices', default='cpu', help='device to run on (default: cpu)')
+    p.set_defaults(func=predict)
     return parser
 
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    if getattr(args, 'max_len', 5) < 5:
-        print('error: --max-len must be at least 5 (<cls>, <sep>, <sep> and one token '
-              'of each sentence)', file=sys.stderr)
-        return 2
-    if getattr(args, 'batch_size', 1) < 1:
-        print('error: --batch-size must be at least 1', file=sys.stderr)
-        return 2
+    from .devices import parse_devices
     from .errors import D2LNLIError
+
     try:
-        return args.func(args)
-    except D2LNLIError as err:
+        devices = parse_devices(args.devices)
+    except (ValueError, D2LNLIError) as err:
+        print(f'error: --devices: {err}', file=sys.stderr)
+        return 2
+    try:
+        args.func(args, devices)
+    except (D2LNLIError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)
         return 1
+    return 0

@@ -64,6 +64,8 @@ def split_batch_multi_inputs(X, y, devices):
     of devices uses only as many devices as it has examples.
     """
     devices = list(devices)[:max(1, len(y))]
+    if len(devices) == 1:  # (split_and_load would warn: it calls a deprecated method)
+        return [tuple(x.as_in_ctx(devices[0]) for x in X)], [y.as_in_ctx(devices[0])]
     X_shards = [gluon.utils.split_and_load(x, devices, even_split=False) for x in X]
     return (list(zip(*X_shards)),
             gluon.utils.split_and_load(y, devices, even_split=False))

@@ -75,8 +75,8 @@ def _logistic_accuracy(train_rows, train_y, test_rows, test_y):
     return ((xt @ w).argmax(axis=1) == onp.asarray(test_y)).mean()
 
 
-def test_labels_are_learnable_and_need_the_premise(tmp_path):
-    """Word-overlap features of the pair predict the label; the hypothesis alone much less."""
+def test_labels_are_learnable_and_partly_need_the_premise(tmp_path):
+    """Word-overlap features of the pair predict the label better than the hypothesis alone."""
     root = d.write_demo_corpus(tmp_path, 'demo')
     train = d.read_snli(root / 'snli_1.0', split='train')
     test = d.read_snli(root / 'snli_1.0', split='test')
@@ -96,5 +96,12 @@ def test_labels_are_learnable_and_need_the_premise(tmp_path):
     pair = _logistic_accuracy(pair_features(train), train[2], pair_features(test), test[2])
     alone = _logistic_accuracy(hypothesis_features(train), train[2],
                                hypothesis_features(test), test[2])
-    assert pair > 0.65, pair        # chance is 1/3
-    assert alone < pair - 0.08, (alone, pair)
+    assert pair > 0.8, pair        # chance is 1/3
+    assert alone < pair - 0.03, (alone, pair)
+    # The same hypothesis is entailed by some premises and contradicted by
+    # others ("two animals are moving"): only the premise tells them apart.
+    labels_of = collections.defaultdict(set)
+    for h, y in zip(train[1], train[2]):
+        labels_of[h.lower()].add(y)
+    ambiguous = sum(len(labels_of[h.lower()]) > 1 for h in train[1])
+    assert ambiguous > 0.1 * len(train[1]), ambiguous
