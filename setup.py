@@ -45,7 +45,7 @@ setup(
         # Exactly one of these two: both install the `mxnet` package.
         'cpu': ['mxnet==1.9.1'],
         'gpu': ['mxnet-cu112==1.9.1'] + CUDA11_LIBRARIES,
-        'test': ['pytest>=7', 'nbval>=0.10', 'ipykernel>=6', 'jupyter>=1.0',
+        'test': ['pytest>=7', 'nbval>=0.10', 'nbclient>=0.5', 'ipykernel>=6', 'jupyter>=1.0',
                  'hypothesis>=6'],
     },
     entry_points={'console_scripts': ['d2l-nli=d2l_nli.cli:main']},

@@ -45,7 +45,10 @@ def save_checkpoint(folder, net, vocab, extra=None):
     from . import __version__
 
     folder = Path(folder)
-    if isinstance(net, BERTClassifier):
+    # By shape, not only by class: a notebook that runs the cell defining
+    # BERTClassifier has its own class object with the same layout.
+    if isinstance(net, BERTClassifier) or (type(net).__name__ == 'BERTClassifier' and
+                                           hasattr(net, 'bert_config')):
         kind, config = 'BERTClassifier', net.bert_config
         head = {'num_classes': net.classifier[1]._units,
                 'num_mlp_hiddens': net.classifier[0]._units}

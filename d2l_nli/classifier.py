@@ -1,12 +1,10 @@
+# Generated from notebooks/03_finetuning_bert.ipynb by tools/nbexport.py: do not edit.
+# Edit the notebook's #@save cells, then run: python tools/nbexport.py
 """Fine-tuning BERT for NLI: the chapter's ``BERTClassifier`` and predictions.
 
-The classifier reads the encoder's output at ``<cls>`` (position 0) through
-an MLP (Dense 256 relu, Dense 3). It keeps a reference to the pretrained
-``bert.encoder`` only: the masked-LM and next-sentence heads are not part of
-it. So ``net.collect_params()`` holds exactly the parameters that receive a
-gradient, and the Trainer never meets "stale" parameters. (The book passes
-all of BERT's parameters and hides the resulting stale-gradient warnings
-with ``ignore_stale_grad=True``, which would also hide a real bug.)
+The classifier reads the encoder's output at ``<cls>`` through an MLP
+(Dense 256 relu, Dense 3) and holds only the pretrained encoder, so the
+Trainer sees exactly the parameters that receive a gradient.
 """
 from mxnet import np, npx
 from mxnet.gluon import nn
@@ -20,15 +18,17 @@ __all__ = ['BERTClassifier', 'predict_nli']
 
 @use_np
 class BERTClassifier(nn.HybridBlock):
-    """NLI classifier on a pretrained ``BERTModel``.
+    """NLI classifier: BERT's encoder, then an MLP on the ``<cls>`` output.
 
-    ``inputs = (tokens (B, T), segments (B, T), valid_lens (B,))`` -> logits
-    (B, num_classes) for entailment, contradiction, neutral.
+    ``inputs = (tokens (B, T), segments (B, T), valid_lens (B,))`` ->
+    logits (B, num_classes) for entailment, contradiction, neutral.
+
+    Defined in notebooks/03_finetuning_bert.ipynb.
     """
 
     def __init__(self, bert, num_classes=3, num_mlp_hiddens=256, **kwargs):
         super().__init__(**kwargs)
-        self.encoder = bert.encoder
+        self.encoder = bert.encoder  # shared with ``bert``: fine-tuned in place
         self.bert_config = bert.config
         self.classifier = nn.HybridSequential()
         self.classifier.add(
@@ -37,17 +37,17 @@ class BERTClassifier(nn.HybridBlock):
 
     def hybrid_forward(self, F, inputs):
         tokens, segments, valid_lens = inputs
-        encoded_X = self.encoder(tokens, segments, valid_lens)
-        return self.classifier(encoded_X[:, 0, :])
+        encoded = self.encoder(tokens, segments, valid_lens)  # (B, T, num_hiddens)
+        return self.classifier(encoded[:, 0, :])  # <cls> is position 0
 
 
 def predict_nli(net, vocab, premise, hypothesis, max_len=128, device=None):
-    """Classify one raw premise/hypothesis pair.
+    """Classify one raw premise/hypothesis pair with a fine-tuned ``BERTClassifier``.
 
-    Returns ``(label, probabilities)`` where ``label`` is 'entailment',
-    'contradiction' or 'neutral' and ``probabilities`` maps each label to
-    its probability. Sentences are tokenized as SNLI's parse columns
-    (:func:`tokenize_sentence`) and truncated to ``max_len`` as in training.
+    Returns ``(label, probabilities)``: the most likely of 'entailment',
+    'contradiction', 'neutral', and a dict of each label's probability.
+
+    Defined in notebooks/03_finetuning_bert.ipynb.
     """
     for name, text in (('premise', premise), ('hypothesis', hypothesis)):
         if not isinstance(text, str) or not text.strip():
@@ -59,9 +59,9 @@ def predict_nli(net, vocab, premise, hypothesis, max_len=128, device=None):
                                        tokenize_sentence(hypothesis), max_len)
     tokens, segments = get_tokens_and_segments(p_tokens, h_tokens)
     device = device or next(iter(net.collect_params().values())).list_ctx()[0]
-    args = (np.array([vocab[tokens]], dtype='int32', ctx=device),
-            np.array([segments], dtype='int32', ctx=device),
-            np.array([len(tokens)], dtype='int32', ctx=device))
-    probs = npx.softmax(net(args), axis=-1)[0].asnumpy()
+    inputs = (np.array([vocab[tokens]], dtype='int32', ctx=device),
+              np.array([segments], dtype='int32', ctx=device),
+              np.array([len(tokens)], dtype='int32', ctx=device))
+    probs = npx.softmax(net(inputs), axis=-1)[0].asnumpy()  # (3,)
     return (LABEL_NAMES[int(probs.argmax())],
             {name: float(p) for name, p in zip(LABEL_NAMES, probs)})

@@ -29,6 +29,12 @@ class PretrainConfig:
     max_len: int = 128
     num_steps: int = 4000
     lr: float = 1e-3
+    # Extras the chapter does not have (0 / False: the chapter's plain Adam):
+    # linear warm-up over ``warmup_steps`` then linear decay to lr/10, and the
+    # MLM output bias started at the unigram log-frequencies of the data.
+    warmup_steps: int = 0
+    mlm_bias_init: bool = False
+    num_pairs: int = None  # pretrain on this many sentence pairs only (None: all)
 
 
 @dataclasses.dataclass(frozen=True)

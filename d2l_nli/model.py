@@ -206,6 +206,21 @@ class BERTModel(nn.HybridBlock):
     def from_config(cls, config):
         return cls(**dataclasses.asdict(config))
 
+    def init_mlm_bias(self, log_probs):
+        """Start the MLM output bias at unigram log-frequencies (V,), after ``initialize``.
+
+        The untrained model then already predicts word frequencies (loss
+        near the unigram entropy instead of ln V), so training spends its
+        steps on context. See :func:`d2l_nli.mlm_unigram`.
+        """
+        from mxnet import np
+
+        bias = self.mlm.mlp[-1].bias
+        if tuple(log_probs.shape) != bias.shape:
+            raise ValueError(f'log_probs has shape {tuple(log_probs.shape)}, the MLM bias '
+                             f'{bias.shape}')
+        bias.set_data(np.array(log_probs, dtype='float32'))
+
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions=None):
         encoded_X = self.encoder(tokens, segments, valid_lens)
         mlm_Y_hat = self.mlm(encoded_X, pred_positions) if pred_positions is not None else None

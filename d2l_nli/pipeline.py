@@ -20,10 +20,10 @@ from .model import BERTModel
 from .plot import Animator
 from .snli import read_snli
 from .snli_bert import SNLIBERTDataset
-from .training import evaluate_accuracy_gpus, train_bert, train_ch13
-from .wiki import load_data_wiki
+from .training import evaluate_accuracy_gpus, pretraining_trainer, train_bert, train_ch13
+from .wiki import load_data_wiki, mlm_unigram
 
-__all__ = ['seed_everything', 'subsample', 'pretrain', 'finetune', 'evaluate']
+__all__ = ['seed_everything', 'subsample', 'pretrain', 'load_or_pretrain', 'finetune', 'evaluate']
 
 
 def seed_everything(seed):
@@ -64,20 +64,49 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     :class:`~d2l_nli.PretrainConfig`.
     """
     seed_everything(seed)
-    train_iter, vocab = load_data_wiki(cfg.batch_size, cfg.max_len, data_dir=data_dir, seed=seed)
+    train_iter, vocab = load_data_wiki(cfg.batch_size, cfg.max_len, data_dir=data_dir, seed=seed,
+                                       num_pairs=cfg.num_pairs)
     bert = BERTModel(len(vocab), max_len=max(cfg.max_len, 512), **dataclasses.asdict(model))
     bert.initialize(init.Xavier(), ctx=devices)
+    log_probs, entropy = mlm_unigram(train_iter, len(vocab))
+    if cfg.mlm_bias_init:
+        bert.init_mlm_bias(log_probs)
     bert.hybridize(static_alloc=True)
+    trainer = pretraining_trainer(bert.collect_params(), cfg.lr, cfg.num_steps,
+                                  cfg.warmup_steps)
     animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
                         legend=['mlm', 'nsp'])
     with _progress(cfg.num_steps, 'pretraining', progress) as update:
         metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
-                             cfg.num_steps, lr=cfg.lr, animator=animator,
+                             cfg.num_steps, trainer=trainer, animator=animator,
                              progress=lambda step: update(1))
-    metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab))
+    metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab),
+                   unigram_entropy=entropy)
     if plot_path:
         animator.save(plot_path)
     return bert, vocab, metrics
+
+
+def load_or_pretrain(folder, data_dir, profile, devices, *, seed=0):
+    """``(bert, vocab)`` from the checkpoint ``folder``; pretrains and saves it if absent.
+
+    ``profile`` is a :class:`~d2l_nli.Profile` (or anything with ``model``
+    and ``pretrain`` settings). The notebooks use this so that each one can
+    run on its own.
+    """
+    from pathlib import Path
+
+    from .checkpoint import save_checkpoint
+
+    folder = Path(folder)
+    if (folder / 'config.json').is_file():
+        return load_pretrained(folder, devices)
+    print(f'no pretrained BERT in {folder}: pretraining one now '
+          f'({profile.pretrain.num_steps} steps, as notebook 1 does)')
+    bert, vocab, _ = pretrain(data_dir, profile.model, profile.pretrain, devices, seed=seed,
+                              progress=False)
+    save_checkpoint(folder, bert, vocab)
+    return bert, vocab
 
 
 def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):

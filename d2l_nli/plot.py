@@ -122,15 +122,18 @@ def _number(value, what):
 class Animator:
     """Plot lines point by point (e.g. loss and accuracy per epoch).
 
-    Lines are drawn on the first axes; ``nrows``/``ncols`` make more axes,
-    available as ``animator.axes`` for callers who draw there themselves.
+    Lines are drawn on the first axes unless ``line_axes`` gives each line's
+    axes index among the ``nrows`` x ``ncols`` axes (``ylabel`` may then be a
+    list, one per axes). ``hlines`` are reference levels drawn dotted, as
+    ``(y, label, axes index)``, e.g. the loss of a baseline.
     ``live=None`` follows :func:`live_plotting_enabled`; ``live=True`` redraws
     after every :meth:`add` in any kernel, whatever the environment says.
     """
 
     def __init__(self, xlabel=None, ylabel=None, legend=None, xlim=None, ylim=None,
                  xscale='linear', yscale='linear', fmts=('-', 'm--', 'g-.', 'r:'),
-                 nrows=1, ncols=1, figsize=(3.5, 2.5), live=None):
+                 nrows=1, ncols=1, figsize=(3.5, 2.5), live=None, line_axes=None,
+                 hlines=None):
         if not fmts:
             raise ValueError('Animator: fmts must name at least one line format')
         self.xlabel, self.ylabel, self.xlim, self.ylim = xlabel, ylabel, xlim, ylim
@@ -139,6 +142,14 @@ class Animator:
         self.fmts, self.nrows, self.ncols, self.figsize = tuple(fmts), nrows, ncols, figsize
         self.live = (live_plotting_enabled() if live is None
                      else bool(live) and _kernel_shell() is not None)
+        # line_axes[i]: which axes line i goes to (default: all on the first).
+        self.line_axes = list(line_axes) if line_axes else None
+        # hlines: (y, label, axes index) reference levels, e.g. a baseline loss.
+        self.hlines = [tuple(h) for h in hlines] if hlines else []
+        for k in (self.line_axes or []) + [h[2] for h in self.hlines]:
+            if not 0 <= k < nrows * ncols:
+                raise ValueError(f'Animator: axes index {k} out of range for '
+                                 f'{nrows}x{ncols} axes')
         self.X, self.Y = [], []  # one list per line, created by the first add()
         self._fig, self._axes = None, None
         self._handle = None
@@ -192,21 +203,29 @@ class Animator:
             FigureCanvasAgg(self._fig)
             axes = self._fig.subplots(self.nrows, self.ncols, squeeze=False)
             self._axes = list(axes.flat)
-        ax = self._axes[0]
-        ax.cla()
+        for ax in self._axes:
+            ax.cla()
+        labels = [[] for _ in self._axes]
         for i, (xs, ys) in enumerate(zip(self.X, self.Y)):
-            ax.plot(xs, ys, self.fmts[i % len(self.fmts)])
-        ax.set_xlabel(self.xlabel)
-        ax.set_ylabel(self.ylabel)
-        ax.set_xscale(self.xscale)
-        ax.set_yscale(self.yscale)
-        if self.xlim is not None:
-            ax.set_xlim(self.xlim)
-        if self.ylim is not None:
-            ax.set_ylim(self.ylim)
-        if self.legend and self.Y:
-            ax.legend(self.legend)
-        ax.grid()
+            k = self.line_axes[i] if self.line_axes and i < len(self.line_axes) else 0
+            self._axes[k].plot(xs, ys, self.fmts[i % len(self.fmts)])
+            labels[k].append(self.legend[i] if i < len(self.legend) else None)
+        for y, label, k in self.hlines:
+            self._axes[k].axhline(y, color='gray', linestyle=':', linewidth=1.2)
+            labels[k].append(label)
+        ylabels = self.ylabel if isinstance(self.ylabel, (list, tuple)) else [self.ylabel]
+        for k, ax in enumerate(self._axes):
+            ax.set_xlabel(self.xlabel)
+            ax.set_ylabel(ylabels[k] if k < len(ylabels) else None)
+            ax.set_xscale(self.xscale)
+            ax.set_yscale(self.yscale)
+            if self.xlim is not None:
+                ax.set_xlim(self.xlim)
+            if self.ylim is not None:
+                ax.set_ylim(self.ylim)
+            if self.Y and any(label is not None for label in labels[k]):
+                ax.legend([label or '' for label in labels[k]])
+            ax.grid()
         self._fig.tight_layout()
         self._drawn = self._version
 

@@ -1,13 +1,11 @@
+# Generated from notebooks/02_snli_dataset_for_bert.ipynb by tools/nbexport.py: do not edit.
+# Edit the notebook's #@save cells, then run: python tools/nbexport.py
 """SNLI pairs as BERT inputs: the chapter's ``SNLIBERTDataset``.
 
-Each premise/hypothesis pair becomes ``<cls> premise <sep> hypothesis <sep>``
-with segment ids 0 for the premise part and 1 for the hypothesis part,
-truncated to ``max_len`` and padded with ``<pad>``.
-
-The book builds the examples in a ``multiprocessing.Pool`` that it never
-closes, which hangs in notebooks on spawn platforms (Windows, macOS). Here
-they are built in one pass into dense NumPy arrays: a few seconds for the
-full 549,367 training pairs, in the calling process.
+Each pair becomes ``<cls> premise <sep> hypothesis <sep>`` with segment
+ids 0 then 1, truncated to ``max_len`` and padded, stored as dense NumPy
+arrays built in one pass in the calling process (the book's
+``multiprocessing.Pool`` hangs in notebooks on Windows and macOS).
 """
 import numpy as onp
 from mxnet import gluon
@@ -20,14 +18,16 @@ __all__ = ['SNLIBERTDataset']
 
 
 class SNLIBERTDataset(gluon.data.Dataset):
-    """BERT inputs for ``dataset = (premises, hypotheses, labels)`` of ``read_snli``.
+    """SNLI pairs ``dataset = (premises, hypotheses, labels)`` as BERT inputs.
 
-    Arrays (``n`` pairs): ``token_ids`` (n, max_len) int32, ``segments``
+    Arrays for ``n`` pairs: ``token_ids`` (n, max_len) int32, ``segments``
     (n, max_len) int32, ``valid_lens`` (n,) int32 and ``labels`` (n,) int32.
-    ``dataset[i]`` is ``((token_ids, segments, valid_len), label)`` as in the
-    book. ``truncate`` is ``'longest_first'`` (the book) or ``'ratio'`` (the
-    exercise), see :func:`d2l_nli.truncate_pair`. Without ``vocab`` one is
-    built from the pairs (words seen at least 5 times).
+    ``dataset[i]`` is ``((token_ids, segments, valid_len), label)``.
+    ``truncate`` is ``'longest_first'`` (the chapter) or ``'ratio'`` (the
+    exercise). Without ``vocab`` one is built from the pairs (tokens seen
+    at least 5 times).
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
     """
 
     def __init__(self, dataset, max_len, vocab=None, truncate='longest_first',
@@ -41,8 +41,7 @@ class SNLIBERTDataset(gluon.data.Dataset):
                              f'of {sorted(TRUNCATION_STRATEGIES)}')
         if max_len < 5:
             raise ValueError(f'max_len={max_len} is too small for a sentence pair: '
-                             'it needs at least 5 (<cls>, <sep>, <sep> and one token '
-                             'of each sentence)')
+                             'it needs at least 5 (<cls>, <sep>, <sep> and a token of each)')
         p_tokens, h_tokens = tokenize(premises), tokenize(hypotheses)
         if vocab is None:
             vocab = Vocab(p_tokens + h_tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
@@ -53,20 +52,21 @@ class SNLIBERTDataset(gluon.data.Dataset):
             print(f'read {len(self)} examples')
 
     def _preprocess(self, p_tokens, h_tokens):
-        n, max_len, vocab = len(p_tokens), self.max_len, self.vocab
-        keep = TRUNCATION_STRATEGIES[self.truncate]
-        budget = max_len - 3  # room for <cls>, <sep>, <sep>
-        lookup = vocab.token_to_idx
+        """Fill the (n, max_len) arrays row by row; returns (token_ids, segments, valid_lens)."""
+        n, vocab = len(p_tokens), self.vocab
+        keep = TRUNCATION_STRATEGIES[self.truncate]  # (len_p, len_h, budget) -> kept lengths
+        budget = self.max_len - 3  # room for <cls>, <sep>, <sep>
+        lookup, unk = vocab.token_to_idx, vocab.unk
         cls, sep = vocab['<cls>'], vocab['<sep>']
-        token_ids = onp.full((n, max_len), vocab['<pad>'], dtype=onp.int32)
-        segments = onp.zeros((n, max_len), dtype=onp.int32)
+        token_ids = onp.full((n, self.max_len), vocab['<pad>'], dtype=onp.int32)
+        segments = onp.zeros((n, self.max_len), dtype=onp.int32)
         valid_lens = onp.empty(n, dtype=onp.int32)
         for i, (p, h) in enumerate(zip(p_tokens, h_tokens)):
             len_p, len_h = keep(len(p), len(h), budget)
-            ids = [cls] + [lookup.get(t, 0) for t in p[:len_p]] + [sep] + \
-                  [lookup.get(t, 0) for t in h[:len_h]] + [sep]
+            ids = ([cls] + [lookup.get(t, unk) for t in p[:len_p]] + [sep] +
+                   [lookup.get(t, unk) for t in h[:len_h]] + [sep])
             token_ids[i, :len(ids)] = ids
-            segments[i, len_p + 2:len(ids)] = 1
+            segments[i, len_p + 2:len(ids)] = 1  # the hypothesis and the last <sep>
             valid_lens[i] = len(ids)
         return token_ids, segments, valid_lens
 
@@ -74,21 +74,15 @@ class SNLIBERTDataset(gluon.data.Dataset):
         return (self.token_ids[idx], self.segments[idx], self.valid_lens[idx]), self.labels[idx]
 
     def __len__(self):
-        return len(self.token_ids)
-
-    @property
-    def arrays(self):
-        return self.token_ids, self.segments, self.valid_lens, self.labels
+        return len(self.labels)
 
     def loader(self, batch_size, shuffle=False, seed=0, trim=True):
-        """Minibatches ``((tokens, segments, valid_lens), labels)`` of ``mxnet.np`` arrays.
+        """Minibatches ``((tokens (b, w), segments (b, w), valid_lens (b,)), labels (b,))``.
 
-        With ``trim`` each batch is padded only to its longest pair instead
-        of ``max_len`` (same results, far less work).
+        ``w`` is ``max_len``, or with ``trim`` the longest pair of the batch.
         """
-        return ArrayLoader(self.arrays, batch_size, shuffle=shuffle, seed=seed,
-                           pack=_pack_pairs, trim=(2, (0, 1)) if trim else None)
-
-
-def _pack_pairs(tokens, segments, valid_lens, labels):
-    return (tokens, segments, valid_lens), labels
+        arrays = (self.token_ids, self.segments, self.valid_lens, self.labels)
+        return ArrayLoader(arrays, batch_size, shuffle=shuffle, seed=seed,
+                           pack=lambda tokens, segments, valid_lens, labels:
+                               ((tokens, segments, valid_lens), labels),
+                           trim=(2, (0, 1)) if trim else None)

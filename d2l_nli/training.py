@@ -18,7 +18,7 @@ from mxnet import autograd, gluon, np, npx
 
 from .devices import describe_devices, try_all_gpus
 
-__all__ = ['Timer', 'Accumulator', 'split_batch_multi_inputs', 'accuracy',
+__all__ = ['pretraining_trainer', 'evaluate_bert_losses', 'Timer', 'Accumulator', 'split_batch_multi_inputs', 'accuracy',
            'evaluate_accuracy_gpus', 'train_bert', 'train_batch_ch13', 'train_ch13']
 
 
@@ -87,6 +87,28 @@ def evaluate_accuracy_gpus(net, data_iter, split_f=split_batch_multi_inputs, dev
     return sum(c.item() for c in correct) / max(total, 1)
 
 
+def pretraining_trainer(params, lr, num_steps, warmup_steps=0):
+    """Adam for ``num_steps`` steps; with ``warmup_steps``, warm-up and decay.
+
+    ``warmup_steps=0`` is the chapter's constant learning rate. Otherwise the
+    rate rises linearly from 0 to ``lr`` over ``warmup_steps`` steps, then
+    falls linearly to ``lr / 10`` at ``num_steps``: a post-LN transformer
+    tolerates a larger peak rate this way, which is what makes short CPU
+    runs learn.
+    """
+    import mxnet as mx
+
+    options = {'learning_rate': lr}
+    if warmup_steps:
+        if not 0 < warmup_steps < num_steps:
+            raise ValueError(f'warmup_steps={warmup_steps} must be between 0 and '
+                             f'num_steps={num_steps}')
+        options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
+            num_steps, base_lr=lr, pwr=1, final_lr=lr / 10, warmup_steps=warmup_steps,
+            warmup_begin_lr=0.0)
+    return gluon.Trainer(params, 'adam', options)
+
+
 def _bert_losses(net, loss, vocab_size, shards, mlm_total, batch_size):
     """Per-device MLM and NSP loss sums, each normalized by the whole batch."""
     mlm_ls, nsp_ls = [], []
@@ -98,6 +120,34 @@ def _bert_losses(net, loss, vocab_size, shards, mlm_total, batch_size):
         mlm_ls.append(mlm_l.sum() / mlm_total)
         nsp_ls.append(loss(nsp_Y_hat, nsp_y).sum() / batch_size)
     return mlm_ls, nsp_ls
+
+
+def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
+    """Mean MLM and NSP losses of ``net`` on ``data_iter`` (e.g. held-out text).
+
+    Returns ``{'mlm_loss': ..., 'nsp_loss': ...}``: the MLM loss averaged
+    over all real predictions, the NSP loss over all pairs, without
+    dropout. Training losses can fall by memorising the training pairs;
+    these show what generalises.
+    """
+    devices = devices or try_all_gpus()
+    loss = gluon.loss.SoftmaxCELoss()
+    mlm_sum, nsp_sum, num_preds, num_pairs = [], [], 0.0, 0
+    for batch in data_iter:
+        *features, nsp_y = batch
+        num_preds += float(features[4].sum())
+        num_pairs += len(nsp_y)
+        X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
+        for (tokens, segments, valid_lens, positions, weights, mlm_y), y in zip(X_shards,
+                                                                              y_shards):
+            _, mlm_hat, nsp_hat = net(tokens, segments, valid_lens, positions)
+            mlm_sum.append(loss(mlm_hat.reshape((-1, vocab_size)), mlm_y.reshape(-1),
+                                weights.reshape((-1, 1))).sum())
+            nsp_sum.append(loss(nsp_hat, y).sum())
+    if not num_pairs:
+        raise ValueError('data_iter yielded no batch')
+    return {'mlm_loss': sum(m.item() for m in mlm_sum) / max(num_preds, 1e-8),
+            'nsp_loss': sum(n.item() for n in nsp_sum) / num_pairs}
 
 
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,

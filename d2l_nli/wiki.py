@@ -26,7 +26,7 @@ from .errors import DataFormatError
 from .loader import ArrayLoader
 from .text import Vocab, tokenize
 
-__all__ = ['RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki']
+__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki']
 
 RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
 MLM_FRACTION = 0.15
@@ -167,8 +167,32 @@ class WikiTextBERTData:
                 self.mlm_weights, self.mlm_labels, self.nsp_labels)
 
 
+def mlm_unigram(data, vocab_size):
+    """Word frequencies of the MLM targets: ``(log_probs (vocab_size,), entropy)``.
+
+    ``data`` is a :class:`WikiTextBERTData` or the ``train_iter`` of
+    :func:`load_data_wiki`. ``entropy`` (nats) is the unigram entropy of
+    the targets: the lowest MLM loss on them of any model that ignores the
+    context (it predicts their exact frequencies). Pretraining has learned
+    from context only once its MLM loss is below it. ``log_probs`` are
+    add-one smoothed, so that a word never seen as a target keeps a small
+    probability (for a model's output bias, or a baseline on other text).
+    """
+    arrays = data.arrays
+    labels, weights = onp.asarray(arrays[5]).ravel(), onp.asarray(arrays[4]).ravel()
+    targets = labels[weights > 0]
+    if not len(targets):
+        raise ValueError('no masked-LM target in the data')
+    counts = onp.bincount(targets, minlength=vocab_size).astype(onp.float64)
+    freqs = counts[counts > 0] / len(targets)
+    entropy = float(-(freqs * onp.log(freqs)).sum())
+    log_probs = onp.log((counts + 1.0) / (counts.sum() + vocab_size))
+    return log_probs.astype(onp.float32), entropy
+
+
 def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
-                   file_name='wiki.train.tokens', trim=True):
+                   file_name='wiki.train.tokens', trim=True, vocab=None, shuffle=True,
+                   num_pairs=None):
     """Load WikiText-2 for pretraining: ``(train_iter, vocab)``.
 
     ``train_iter`` yields the book's seven arrays per batch: tokens (b,
@@ -177,12 +201,22 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
     data folder is the hub's (see :func:`d2l_nli.get_data_dir`) unless
     ``data_dir`` names one holding ``wikitext-2/``. With ``trim`` each batch
     is padded only to its longest example (same results, less work).
+    ``vocab`` reuses a vocabulary (e.g. the training one for
+    ``file_name='wiki.valid.tokens'``); by default it is built from the file.
+    ``num_pairs`` keeps only that many sentence pairs (from randomly chosen
+    paragraphs), for short runs; the vocabulary still comes from all of it.
     """
     from .hub import download_extract
 
     folder = download_extract('wikitext-2', data_dir=data_dir)
     paragraphs = read_wiki(folder, file_name, seed=seed)
-    data = WikiTextBERTData(paragraphs, max_len, seed=seed)
-    train_iter = ArrayLoader(data.arrays, batch_size, shuffle=True, seed=seed,
+    data = WikiTextBERTData(paragraphs, max_len, vocab=vocab, seed=seed)
+    arrays = data.arrays
+    if num_pairs is not None:
+        if num_pairs < 1:
+            raise ValueError(f'num_pairs must be positive, got {num_pairs}')
+        # Paragraphs were shuffled by ``seed``: the first pairs are a random sample.
+        arrays = tuple(a[:num_pairs] for a in arrays)
+    train_iter = ArrayLoader(arrays, batch_size, shuffle=shuffle, seed=seed,
                              trim=(2, (0, 1)) if trim else None)
     return train_iter, data.vocab

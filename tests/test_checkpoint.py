@@ -1,4 +1,5 @@
 """Checkpoint folders: round trips across processes, clear errors, predictions."""
+import inspect
 import json
 import subprocess
 import sys
@@ -114,3 +115,21 @@ def test_classifier_round_trip_and_predictions(pretrained, tmp_path):
         d.predict_nli(loaded, loaded_vocab, '  ', 'x')
     with pytest.raises(ValueError, match='exceeds the 32 positions'):
         d.predict_nli(loaded, loaded_vocab, 'a', 'b', max_len=64)
+
+
+def test_a_classifier_class_defined_in_a_notebook_can_be_saved(tmp_path):
+    # A notebook defines its own BERTClassifier class (same code, new class).
+    namespace = {}
+    source = inspect.getsource(d.classifier)
+    exec(compile(source.replace('from .', 'from d2l_nli.'), 'notebook', 'exec'), namespace)
+    assert namespace['BERTClassifier'] is not d.BERTClassifier
+    bert = d.BERTModel(50, 16, 32, 2, 1, 0.0)
+    bert.initialize()
+    net = namespace['BERTClassifier'](bert)
+    net.classifier.initialize()
+    vocab = d.Vocab([[f'w{i}' for i in range(45)]],
+                    reserved_tokens=['<pad>', '<mask>', '<cls>', '<sep>'])
+    assert len(vocab) == 50
+    folder = d.save_checkpoint(tmp_path / 'clf', net, vocab)
+    loaded, _ = d.load_classifier(folder)
+    assert isinstance(loaded, d.BERTClassifier)

@@ -252,3 +252,18 @@ def test_forced_live_outside_a_kernel_shows_nothing(clean_env, fake_display):
     a.show()
     assert fake_display.calls == [] and fake_display.updates == []
     assert not math.isnan(a.Y[0][0])
+
+
+def test_lines_on_several_axes_with_reference_levels():
+    animator = Animator(xlabel="step", ylabel=["mlm", "nsp"], legend=['mlm', 'nsp'],
+                                ncols=2, line_axes=[0, 1],
+                                hlines=[(6.9, 'unigram', 0), (0.69, 'chance', 1)], live=False)
+    for step in range(1, 4):
+        animator.add(step, (7 - step / 10, 0.7 - step / 100))
+    left, right = animator.axes
+    assert [line.get_ydata()[-1] for line in left.lines] == [pytest.approx(6.7), 6.9]
+    assert [t.get_text() for t in left.get_legend().get_texts()] == ['mlm', 'unigram']
+    assert [t.get_text() for t in right.get_legend().get_texts()] == ['nsp', 'chance']
+    assert right.get_ylabel() == 'nsp'
+    with pytest.raises(ValueError, match='axes index 2'):
+        Animator(ncols=2, line_axes=[0, 2])

@@ -100,3 +100,27 @@ def test_empty_iterators_are_refused(demo_root):
     empty = d.ArrayLoader([onp.zeros((0, 4), onp.int32)] * 7, 4)
     with pytest.raises(ValueError, match='no batch'):
         d.train_bert(empty, bert, gluon.loss.SoftmaxCELoss(), len(vocab), [mx.cpu()], 2)
+
+
+def test_held_out_bert_losses_match_a_direct_computation(demo_root):
+    train_iter, vocab = d.load_data_wiki(8, 48, data_dir=demo_root)
+    valid_iter, same_vocab = d.load_data_wiki(8, 48, data_dir=demo_root, vocab=vocab,
+                                              file_name='wiki.valid.tokens', shuffle=False)
+    assert same_vocab is vocab
+    net = d.BERTModel(len(vocab), 16, 32, 2, 1, 0.0)
+    net.initialize(init.Xavier(), ctx=[mx.cpu(0), mx.cpu(1)])
+    one = d.evaluate_bert_losses(net, valid_iter, len(vocab), [mx.cpu()])
+    two = d.evaluate_bert_losses(net, valid_iter, len(vocab), [mx.cpu(0), mx.cpu(1)])
+    assert one['mlm_loss'] == pytest.approx(two['mlm_loss'], rel=1e-5)
+    assert one['nsp_loss'] == pytest.approx(two['nsp_loss'], rel=1e-5)
+    # Direct: mean over real predictions of -log softmax at the label.
+    tokens, segments, lens, positions, weights, labels, nsp = (onp.asarray(a) for a in
+                                                               valid_iter.arrays)
+    _, mlm_hat, nsp_hat = net(np.array(tokens), np.array(segments), np.array(lens),
+                              np.array(positions))
+    logp = mlm_hat.asnumpy() - onp.log(onp.exp(mlm_hat.asnumpy()).sum(-1, keepdims=True))
+    picked = onp.take_along_axis(logp, labels[..., None], -1)[..., 0]
+    assert one['mlm_loss'] == pytest.approx(-(picked * weights).sum() / weights.sum(), rel=1e-4)
+    nsp_logp = nsp_hat.asnumpy() - onp.log(onp.exp(nsp_hat.asnumpy()).sum(-1, keepdims=True))
+    assert one['nsp_loss'] == pytest.approx(-nsp_logp[onp.arange(len(nsp)), nsp].mean(),
+                                            rel=1e-4)

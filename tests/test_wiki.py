@@ -146,3 +146,13 @@ def test_array_loader_order_and_last_batch():
         ArrayLoader([x, x[:3]], 2)
     with pytest.raises(ValueError, match='positive integer'):
         ArrayLoader([x], 0)
+
+
+def test_num_pairs_keeps_a_sample_and_the_whole_vocabulary(demo_root):
+    full_iter, vocab = load_data_wiki(8, 48, data_dir=demo_root)
+    part_iter, part_vocab = load_data_wiki(8, 48, data_dir=demo_root, num_pairs=10)
+    assert part_iter.num_examples == 10 < full_iter.num_examples
+    assert part_vocab.idx_to_token == vocab.idx_to_token
+    assert all((a[:10] == b).all() for a, b in zip(full_iter.arrays, part_iter.arrays))
+    with pytest.raises(ValueError, match='num_pairs'):
+        load_data_wiki(8, 48, data_dir=demo_root, num_pairs=0)

@@ -1,0 +1,235 @@
+"""Notebook profiles and the data they run on.
+
+A *profile* bundles the sizes a notebook runs at:
+
+* ``small``: a laptop CPU in minutes (subsets of SNLI, a few hundred
+  pretraining steps with settings that learn within that budget);
+* ``full``: the chapter's sizes (pretraining batch 256, max_len 128, 4,000
+  steps; fine-tuning batch 256, 5 epochs over all of SNLI), for GPUs.
+
+``D2L_NLI_PROFILE`` chooses one; unset, it is ``full`` when MXNet can use a
+GPU and ``small`` otherwise. :func:`select_profile` returns the profile with
+the reason it was chosen, which the notebooks print first.
+
+:func:`find_data` decides which data a notebook reads: the real archives if
+they are in the data folder or can be downloaded, else (``small`` profile
+only) the generated demo corpus, said plainly. Before any download it checks
+in a few seconds whether the servers answer at all, so an offline laptop (or
+CI) falls back at once instead of waiting on timeouts.
+"""
+import dataclasses
+import math
+import os
+import socket
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from .config import FinetuneConfig, ModelConfig, PretrainConfig
+from .errors import D2LNLIError
+
+__all__ = ['Profile', 'PROFILES', 'select_profile', 'DataSource', 'find_data',
+           'runs_dir', 'NSP_CHANCE_LOSS']
+
+# Loss of a next-sentence classifier that guesses: ln 2 nats.
+NSP_CHANCE_LOSS = math.log(2)
+
+
+@dataclasses.dataclass(frozen=True)
+class Profile:
+    """Sizes for the notebooks, and what counts as "it learned" at those sizes.
+
+    ``min_mlm_gain``: the final MLM loss must be at least this many nats
+    below the unigram entropy of the data (the best a model that ignores
+    context can do). ``max_nsp_loss``: the final NSP loss must be below it
+    (chance is ln 2 = 0.693). ``min_test_acc`` maps the data kind ('real'
+    or 'demo') to the accuracy the fine-tuned classifier must reach.
+    ``exercise_max_len`` is the small ``max_len`` at which the truncation
+    exercise compares its two strategies.
+    """
+    name: str
+    model: ModelConfig
+    pretrain: PretrainConfig
+    finetune: FinetuneConfig
+    min_mlm_gain: float
+    max_nsp_loss: float
+    min_test_acc: dict
+    exercise_max_len: int = 24
+    exercise_epochs: int = 2
+    reason: str = ''
+
+    def describe(self):
+        """One paragraph for the notebooks' first cell."""
+        p, f = self.pretrain, self.finetune
+        train = 'all' if f.train_size is None else f'{f.train_size:,}'
+        pairs = 'all pairs' if p.num_pairs is None else f'{p.num_pairs:,} pairs'
+        return (f'profile: {self.name} ({self.reason})\n'
+                f'  pretraining: {pairs}, batch {p.batch_size}, max_len {p.max_len}, '
+                f'{p.num_steps:,} steps, lr {p.lr:g}\n'
+                f'  fine-tuning: batch {f.batch_size}, max_len {f.max_len}, '
+                f'{f.num_epochs} epochs, lr {f.lr:g}, {train} training pairs')
+
+
+PROFILES = {
+    # Settings chosen by measurement on a 2-core CPU with the real WikiText-2
+    # (see README, "Profiles"): several passes over a sample of 4,096 pairs,
+    # the MLM output bias started at the word log-frequencies, warm-up and
+    # decay, no dropout. On all pairs, even 1,500 steps stay at the baselines.
+    'small': Profile(
+        name='small',
+        model=ModelConfig(dropout=0.0),
+        pretrain=PretrainConfig(batch_size=64, max_len=64, num_steps=400, lr=2e-3,
+                                warmup_steps=40, mlm_bias_init=True, num_pairs=4096),
+        finetune=FinetuneConfig(batch_size=32, max_len=64, num_epochs=3, lr=5e-4,
+                                train_size=10_000, test_size=None),
+        min_mlm_gain=0.1, max_nsp_loss=0.65,
+        min_test_acc={'real': 0.45, 'demo': 0.75}),
+    'full': Profile(
+        name='full',
+        model=ModelConfig(),
+        pretrain=PretrainConfig(batch_size=256, max_len=128, num_steps=4000, lr=1e-3,
+                                warmup_steps=200, mlm_bias_init=True),
+        finetune=FinetuneConfig(batch_size=256, max_len=128, num_epochs=5, lr=1e-4),
+        min_mlm_gain=0.5, max_nsp_loss=0.55,
+        min_test_acc={'real': 0.55, 'demo': 0.8},
+        exercise_epochs=2),
+}
+
+
+def _usable_gpu_count():
+    from .devices import usable_gpus
+    return len(usable_gpus())
+
+
+def select_profile(name=None):
+    """The profile to run: ``name``, else ``$D2L_NLI_PROFILE``, else by hardware.
+
+    Returns a :class:`Profile` whose ``reason`` says why it was chosen.
+    """
+    source = 'chosen in the code' if name else None
+    if not name and os.environ.get('D2L_NLI_PROFILE', '').strip():
+        name, source = os.environ['D2L_NLI_PROFILE'].strip(), 'D2L_NLI_PROFILE'
+    if name:
+        if name not in PROFILES:
+            raise D2LNLIError(f'unknown profile {name!r} ({source}); choose one of '
+                              f'{", ".join(sorted(PROFILES))}')
+        return dataclasses.replace(PROFILES[name], reason=f'{source}={name}')
+    gpus = _usable_gpu_count()
+    if gpus:
+        reason = (f'D2L_NLI_PROFILE is not set and MXNet can use {gpus} GPU'
+                  f'{"s" if gpus > 1 else ""}')
+        return dataclasses.replace(PROFILES['full'], reason=reason)
+    return dataclasses.replace(
+        PROFILES['small'],
+        reason='D2L_NLI_PROFILE is not set and no usable GPU was found; '
+               'set D2L_NLI_PROFILE=full for the chapter\'s sizes')
+
+
+@dataclasses.dataclass(frozen=True)
+class DataSource:
+    """Where the notebooks read WikiText-2 and SNLI from.
+
+    ``kind`` is 'real' or 'demo'; ``root`` holds ``wikitext-2/`` and
+    ``snli_1.0/``; ``test_split`` is the SNLI split used as the test set
+    ('test', or 'dev' when a partial copy has no test file).
+    """
+    kind: str
+    root: Path
+    test_split: str
+    message: str
+
+    @property
+    def wiki_dir(self):
+        return self.root / 'wikitext-2'
+
+    @property
+    def snli_dir(self):
+        return self.root / 'snli_1.0'
+
+    def __str__(self):
+        return self.message
+
+
+def _present(root, name):
+    from .hub import DATA_HUB
+    archive = DATA_HUB[name]
+    return all((root / archive.folder / m).is_file() for m in archive.markers)
+
+
+def _reachable(name, timeout):
+    """Whether some server for archive ``name`` accepts a connection within ``timeout`` s."""
+    from .hub import DATA_HUB, _mirror_urls
+    for url in _mirror_urls(DATA_HUB[name]):
+        parts = urlsplit(url)
+        port = parts.port or (443 if parts.scheme == 'https' else 80)
+        try:
+            with socket.create_connection((parts.hostname, port), timeout=timeout):
+                return True
+        except OSError:
+            continue
+    return False
+
+
+def _offline():
+    return os.environ.get('D2L_NLI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def _test_split(snli_dir):
+    if (snli_dir / 'snli_1.0_test.txt').is_file() or (snli_dir / 'snli_1.0_test.jsonl').is_file():
+        return 'test', ''
+    return 'dev', ' (no test split in this copy: the dev split stands in for it)'
+
+
+def find_data(profile, data_dir=None, *, probe_timeout=3.0):
+    """The :class:`DataSource` for ``profile``: real data if possible, else the demo corpus.
+
+    Real data is used when both archives are extracted in the data folder,
+    or when their servers answer (unless ``D2L_NLI_OFFLINE=1``) and the
+    download succeeds. Otherwise the ``small`` profile falls back to the
+    generated demo corpus; the ``full`` profile raises with what to do.
+    """
+    from .democorpus import ensure_demo_corpus
+    from .hub import download_extract, get_data_dir
+
+    root = get_data_dir(data_dir)
+    names = ('wikitext-2', 'SNLI')
+    missing = [n for n in names if not _present(root, n)]
+    why = ''
+    if not missing:
+        split, note = _test_split(root / 'snli_1.0')
+        return DataSource('real', root, split, f'data: the real WikiText-2 and SNLI in {root}{note}')
+    if _offline():
+        why = 'D2L_NLI_OFFLINE is set'
+    elif not all(_reachable(n, probe_timeout) for n in missing):
+        why = 'their servers cannot be reached (offline?)'
+    else:
+        try:
+            for n in missing:
+                download_extract(n, data_dir=root)
+        except D2LNLIError as err:
+            why = f'the download failed: {err}'
+        else:
+            split, note = _test_split(root / 'snli_1.0')
+            return DataSource('real', root, split,
+                              f'data: the real WikiText-2 and SNLI, downloaded to {root}{note}')
+    lacking = ' and '.join(missing) + (' are' if len(missing) > 1 else ' is')
+    if profile.name != 'small':
+        raise D2LNLIError(
+            f'The {profile.name} profile needs the real WikiText-2 and SNLI, but {lacking} '
+            f'not in {root} and {why}. What to do: put the extracted archives '
+            f'there (see README, "Data"), or set D2L_NLI_DATA to a folder that holds '
+            f'them, or run with D2L_NLI_PROFILE=small to use the demo corpus.')
+    demo = ensure_demo_corpus(root, 'demo')
+    return DataSource('demo', demo, 'test',
+                      f'data: the generated DEMO corpus in {demo}, not the real datasets: '
+                      f'{lacking} not in {root} and {why}. Numbers below are about the '
+                      'demo corpus. For the real data, see README, "Data".')
+
+
+def runs_dir():
+    """Folder for the notebooks' checkpoints: ``$D2L_NLI_RUNS``, else ``<cache>/runs``."""
+    if os.environ.get('D2L_NLI_RUNS'):
+        return Path(os.environ['D2L_NLI_RUNS']).expanduser()
+    if os.environ.get('XDG_CACHE_HOME'):
+        return Path(os.environ['XDG_CACHE_HOME']) / 'd2l_nli' / 'runs'
+    import platformdirs
+    return Path(platformdirs.user_cache_dir('d2l_nli', appauthor=False)) / 'runs'
