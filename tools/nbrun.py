@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -42,24 +41,11 @@ def clean(nb):
     return errors
 
 
-def _umask():
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def save(nb, path):
     """Write the notebook atomically (temp file + rename)."""
-    text = json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n'
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp')
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as f:
-            f.write(text)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes it private (0600)
-        os.replace(tmp, path)
-    except BaseException:
-        os.unlink(tmp)
-        raise
+    from d2l_nli.fileio import atomic_write
+    with atomic_write(path) as f:
+        f.write(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n')
 
 
 def run(path, timeout):
