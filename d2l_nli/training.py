@@ -138,12 +138,11 @@ def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
         num_preds += float(features[4].sum())
         num_pairs += len(nsp_y)
         X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
-        for (tokens, segments, valid_lens, positions, weights, mlm_y), y in zip(X_shards,
-                                                                              y_shards):
-            _, mlm_hat, nsp_hat = net(tokens, segments, valid_lens, positions)
-            mlm_sum.append(loss(mlm_hat.reshape((-1, vocab_size)), mlm_y.reshape(-1),
-                                weights.reshape((-1, 1))).sum())
-            nsp_sum.append(loss(nsp_hat, y).sum())
+        # Normalizers of 1: the per-device loss sums, averaged at the end.
+        mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size,
+                                      [x + (y,) for x, y in zip(X_shards, y_shards)], 1.0, 1)
+        mlm_sum += mlm_ls
+        nsp_sum += nsp_ls
     if not num_pairs:
         raise ValueError('data_iter yielded no batch')
     return {'mlm_loss': sum(m.item() for m in mlm_sum) / max(num_preds, 1e-8),
