@@ -10,6 +10,8 @@ __version__ = (Path(__file__).parent / 'VERSION').read_text().strip()
 
 from . import runtime  # noqa: E402  (before anything imports mxnet)
 
+runtime.configure_threads()  # OMP_NUM_THREADS & co. are read when MXNet loads
+runtime.limit_heap_growth()
 runtime.preload_cuda_libraries()
 # The chapter works in MXNet's NumPy mode (``npx.set_np()``); so do we.
 runtime.import_mxnet().npx.set_np()
@@ -22,7 +24,7 @@ from .devices import (GPUNotUsableError, describe_devices, parse_devices, try_al
                       try_gpu)
 from .errors import CheckpointError, D2LNLIError, DataFormatError, DownloadError  # noqa: E402
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
-from .loader import ArrayLoader  # noqa: E402
+from .loader import ArrayLoader, BatchLoader, batch_indices, pad_ragged  # noqa: E402
 from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402
 from .pipeline import load_or_pretrain, seed_everything, subsample  # noqa: E402
 from .plot import Animator, live_plotting_enabled, use_svg_display  # noqa: E402

@@ -2,75 +2,155 @@
 
 The book wraps its datasets in ``gluon.data.DataLoader``, which fetches
 examples one by one and stacks them: thousands of tiny framework arrays per
-batch. Our datasets are already stored as a few dense NumPy arrays, so a
-batch is a single fancy-indexing operation per array, converted once into
-MXNet arrays. Iteration order is seeded and reproducible.
+batch. Our datasets are stored as a few dense (or ragged) NumPy arrays, so a
+batch is one fancy-indexing operation per array, converted once into MXNet
+arrays. Iteration order is seeded and reproducible.
+
+Two speed levers live here, both exact (the model masks padding, so its
+outputs at real positions do not depend on it; see ``tests/test_loader.py``):
+
+* **trimming**: each batch is padded only to its own longest example, not
+  to ``max_len`` (SNLI pairs need ~25 of the book's 128 positions);
+* **length buckets**: examples of similar length share a batch. With
+  shuffling, a random chunk of ``bucket`` batches is sorted by length and
+  cut into batches, and the batches are then visited in random order, so
+  every epoch still sees every example once in a new random grouping.
+  Without shuffling (evaluation) the examples are sorted by length.
 """
 import numpy as onp
 
-__all__ = ['ArrayLoader']
+__all__ = ['batch_indices', 'pad_ragged', 'BatchLoader', 'ArrayLoader']
 
 
-class ArrayLoader:
-    """Iterate over aligned NumPy arrays in minibatches of ``mxnet.np`` arrays.
+def batch_indices(n, batch_size, rng=None, lengths=None, bucket=0, last_batch='keep'):
+    """Index arrays of the minibatches of one pass over ``n`` examples.
 
-    ``arrays`` all have the same first dimension (the examples). Each batch
-    is ``pack(*batch_arrays)`` (by default the tuple itself), so a loader can
-    yield the book's ``((tokens, segments, valid_lens), labels)`` layout.
-    With ``shuffle`` every pass visits the examples in a new order drawn from
-    ``seed``; ``last_batch='discard'`` drops a final short batch.
+    ``rng`` (a NumPy Generator) shuffles; None keeps the order. With
+    ``bucket`` > 0 and ``lengths`` (n,), examples are grouped by length as
+    described in the module docstring. ``last_batch='discard'`` drops the
+    examples that do not fill a whole batch.
+    """
+    order = rng.permutation(n) if rng is not None else onp.arange(n)
+    if last_batch == 'discard':
+        order = order[:n - n % batch_size]
+    if bucket and lengths is not None:
+        lengths = onp.asarray(lengths)
+        if rng is None:
+            # Evaluation: sorting everything gives the narrowest batches.
+            order = order[onp.argsort(lengths[order], kind='stable')]
+        else:
+            chunk = bucket * batch_size
+            parts = [c[onp.argsort(lengths[c], kind='stable')]
+                     for c in (order[i:i + chunk] for i in range(0, len(order), chunk))]
+            order = onp.concatenate(parts) if parts else order
+    batches = [order[i:i + batch_size] for i in range(0, len(order), batch_size)]
+    if bucket and lengths is not None and rng is not None:
+        # Visit the sorted batches in random order: no long-to-short drift.
+        batches = [batches[i] for i in rng.permutation(len(batches))]
+    return batches
 
-    ``trim=(k, columns)`` pads each batch only to its own longest example:
-    ``arrays[k]`` holds valid lengths, and the arrays listed in ``columns``
-    (e.g. tokens and segments) are cut after the batch's largest one. The
-    model masks padding exactly, so this changes the speed, not the result
-    (SNLI pairs need ~25 of the 128 positions the book pads to).
+
+def pad_ragged(flat, offsets, lens, idx, width, pad):
+    """Rows ``idx`` of a ragged array as a padded (len(idx), width) array.
+
+    Row ``i`` is ``flat[offsets[i]:offsets[i] + lens[i]]``; positions at or
+    after ``lens[i]`` hold ``pad``. Rows longer than ``width`` are cut.
+    """
+    positions = onp.arange(width)
+    starts, row_lens = offsets[idx], lens[idx]
+    gather = starts[:, None] + positions[None, :]
+    valid = positions[None, :] < row_lens[:, None]
+    # Out-of-row reads are clipped into the array, then replaced by ``pad``.
+    values = flat[onp.minimum(gather, max(len(flat) - 1, 0))] if len(flat) else \
+        onp.zeros(gather.shape, flat.dtype)
+    return onp.where(valid, values, onp.asarray(pad, dtype=flat.dtype))
+
+
+class BatchLoader:
+    """Iterate in minibatches built by ``make_batch(idx) -> tuple of NumPy arrays``.
+
+    Each batch is turned into ``mxnet.np`` arrays and yielded as
+    ``pack(*arrays)`` (by default the tuple). ``lengths`` (n,) with
+    ``bucket`` > 0 groups examples of similar length (see
+    :func:`batch_indices`); ``bucket=0`` keeps plain (shuffled) order.
     """
 
-    def __init__(self, arrays, batch_size, shuffle=False, seed=0,
-                 last_batch='keep', pack=None, trim=None):
-        if not arrays:
-            raise ValueError('ArrayLoader needs at least one array')
-        n = len(arrays[0])
-        if any(len(a) != n for a in arrays):
-            raise ValueError('all arrays must have the same number of examples, got '
-                             f'{[len(a) for a in arrays]}')
+    def __init__(self, num_examples, batch_size, make_batch, *, shuffle=False, seed=0,
+                 last_batch='keep', pack=None, lengths=None, bucket=0):
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f'batch_size must be a positive integer, got {batch_size!r}')
         if last_batch not in ('keep', 'discard'):
             raise ValueError(f"last_batch must be 'keep' or 'discard', not {last_batch!r}")
-        self.arrays = [onp.ascontiguousarray(a) for a in arrays]
+        if not isinstance(bucket, int) or bucket < 0:
+            raise ValueError(f'bucket must be a non-negative integer, got {bucket!r}')
+        if lengths is not None and len(lengths) != num_examples:
+            raise ValueError(f'lengths has {len(lengths)} entries for {num_examples} examples')
+        self._num_examples = num_examples
         self.batch_size = batch_size
+        self.make_batch = make_batch
         self.shuffle = shuffle
         self.last_batch = last_batch
         self.pack = pack
-        self.trim = trim
+        self.lengths = lengths
+        self.bucket = bucket
         self._rng = onp.random.default_rng(seed)
 
     @property
     def num_examples(self):
-        return len(self.arrays[0])
+        return self._num_examples
 
     def __len__(self):
         """Number of batches in one pass."""
         full, rest = divmod(self.num_examples, self.batch_size)
         return full + (1 if rest and self.last_batch == 'keep' else 0)
 
+    def batches(self):
+        """Index arrays of the next pass (advances the shuffling generator)."""
+        return batch_indices(self.num_examples, self.batch_size,
+                             self._rng if self.shuffle else None, self.lengths,
+                             self.bucket, self.last_batch)
+
     def __iter__(self):
         from mxnet import np  # imported late: building datasets needs no MXNet
 
-        n = self.num_examples
-        order = self._rng.permutation(n) if self.shuffle else None
-        for b in range(len(self)):
-            start = b * self.batch_size
-            idx = slice(start, min(start + self.batch_size, n))
-            if order is not None:
-                idx = order[idx]
-            parts = [a[idx] for a in self.arrays]
-            if self.trim is not None:
-                lens, columns = self.trim
-                width = max(int(parts[lens].max()), 1)
-                for k in columns:
-                    parts[k] = parts[k][:, :width]
-            batch = tuple(np.array(a, dtype=a.dtype) for a in parts)
+        for idx in self.batches():
+            batch = tuple(np.array(a, dtype=a.dtype) for a in self.make_batch(idx))
             yield self.pack(*batch) if self.pack else batch
+
+
+class ArrayLoader(BatchLoader):
+    """Minibatches of aligned NumPy ``arrays`` (same first dimension).
+
+    ``trim`` pads each batch only to its own longest example: ``(k,
+    columns)`` or a list of them, where ``k`` is the index of an array of
+    per-example widths (e.g. valid lengths) or such an array itself, and
+    the arrays listed in ``columns`` are cut after the batch's largest
+    width. ``bucket`` > 0 also groups examples of similar width (by the
+    first ``trim`` entry). The book's ``((tokens, segments, valid_lens),
+    labels)`` layout comes from ``pack``.
+    """
+
+    def __init__(self, arrays, batch_size, shuffle=False, seed=0, last_batch='keep',
+                 pack=None, trim=None, bucket=0):
+        if not arrays:
+            raise ValueError('ArrayLoader needs at least one array')
+        n = len(arrays[0])
+        if any(len(a) != n for a in arrays):
+            raise ValueError('all arrays must have the same number of examples, got '
+                             f'{[len(a) for a in arrays]}')
+        self.arrays = [onp.ascontiguousarray(a) for a in arrays]
+        if trim is not None and not isinstance(trim, list):
+            trim = [trim]
+        self.trim = [(self.arrays[k] if isinstance(k, int) else onp.asarray(k), tuple(cols))
+                     for k, cols in (trim or [])]
+        lengths = self.trim[0][0] if self.trim and bucket else None
+        super().__init__(n, batch_size, self._gather, shuffle=shuffle, seed=seed,
+                         last_batch=last_batch, pack=pack, lengths=lengths, bucket=bucket)
+
+    def _gather(self, idx):
+        parts = [a[idx] for a in self.arrays]
+        for widths, columns in self.trim:
+            width = max(int(widths[idx].max()), 1) if len(idx) else 1
+            for k in columns:
+                parts[k] = parts[k][:, :width]
+        return parts

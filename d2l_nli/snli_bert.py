@@ -3,15 +3,19 @@
 """SNLI pairs as BERT inputs: the chapter's ``SNLIBERTDataset``.
 
 Each pair becomes ``<cls> premise <sep> hypothesis <sep>`` with segment
-ids 0 then 1, truncated to ``max_len`` and padded, stored as dense NumPy
-arrays built in one pass in the calling process (the book's
-``multiprocessing.Pool`` hangs in notebooks on Windows and macOS).
+ids 0 then 1, truncated to ``max_len`` and padded per batch. The token
+ids are looked up in bulk, in the calling process (the book's
+``multiprocessing.Pool`` hangs in notebooks on Windows and macOS), and
+kept ragged: one flat array per side, laid out batch by batch.
 """
+import collections
+import itertools
+
 import numpy as onp
 from mxnet import gluon
 
-from .loader import ArrayLoader
-from .text import TRUNCATION_STRATEGIES, Vocab, tokenize
+from .loader import BatchLoader
+from .text import TRUNCATION_STRATEGIES, Vocab
 from .wiki import RESERVED_TOKENS
 
 __all__ = ['SNLIBERTDataset']
@@ -20,8 +24,8 @@ __all__ = ['SNLIBERTDataset']
 class SNLIBERTDataset(gluon.data.Dataset):
     """SNLI pairs ``dataset = (premises, hypotheses, labels)`` as BERT inputs.
 
-    Arrays for ``n`` pairs: ``token_ids`` (n, max_len) int32, ``segments``
-    (n, max_len) int32, ``valid_lens`` (n,) int32 and ``labels`` (n,) int32.
+    For ``n`` pairs: ``valid_lens`` (n,) int32 and ``labels`` (n,) int32;
+    ``token_ids`` and ``segments`` (n, max_len) int32 are built on access.
     ``dataset[i]`` is ``((token_ids, segments, valid_len), label)``.
     ``truncate`` is ``'longest_first'`` (the chapter) or ``'ratio'`` (the
     exercise). Without ``vocab`` one is built from the pairs (tokens seen
@@ -29,6 +33,7 @@ class SNLIBERTDataset(gluon.data.Dataset):
 
     Defined in notebooks/02_snli_dataset_for_bert.ipynb.
     """
+    CHUNK = 32768  # sentences tokenized at a time: bounds the memory of token strings
 
     def __init__(self, dataset, max_len, vocab=None, truncate='longest_first',
                  verbose=True):
@@ -42,47 +47,109 @@ class SNLIBERTDataset(gluon.data.Dataset):
         if max_len < 5:
             raise ValueError(f'max_len={max_len} is too small for a sentence pair: '
                              'it needs at least 5 (<cls>, <sep>, <sep> and a token of each)')
-        p_tokens, h_tokens = tokenize(premises), tokenize(hypotheses)
         if vocab is None:
-            vocab = Vocab(p_tokens + h_tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
+            vocab = Vocab(self._count_tokens(premises, hypotheses), min_freq=5,
+                          reserved_tokens=RESERVED_TOKENS)
         self.vocab, self.max_len, self.truncate = vocab, max_len, truncate
         self.labels = onp.asarray(labels, dtype=onp.int32)
-        self.token_ids, self.segments, self.valid_lens = self._preprocess(p_tokens, h_tokens)
+        # Premises and hypotheses stay ragged: all token ids in one flat
+        # array per side, plus where each sentence starts and how many of its
+        # tokens survive truncation. Batches are laid out when they are made.
+        self._p_ids, self._p_starts, p_lens = self._lookup(premises)
+        self._h_ids, self._h_starts, h_lens = self._lookup(hypotheses)
+        self._p_keep, self._h_keep = self._truncate(p_lens, h_lens)
+        self.valid_lens = (self._p_keep + self._h_keep + 3).astype(onp.int32)
         if verbose:
             print(f'read {len(self)} examples')
 
-    def _preprocess(self, p_tokens, h_tokens):
-        """Fill the (n, max_len) arrays row by row; returns (token_ids, segments, valid_lens)."""
-        n, vocab = len(p_tokens), self.vocab
-        keep = TRUNCATION_STRATEGIES[self.truncate]  # (len_p, len_h, budget) -> kept lengths
+    @classmethod
+    def _count_tokens(cls, *sides):
+        counter = collections.Counter()
+        for sentences in sides:
+            for i in range(0, len(sentences), cls.CHUNK):
+                counter.update(tok for s in sentences[i:i + cls.CHUNK]
+                               for tok in s.lower().split())
+        return counter
+
+    def _lookup(self, sentences):
+        """Token ids of all ``sentences``: (flat ids, start of each, length of each)."""
+        get, unk = self.vocab.token_to_idx.get, self.vocab.unk
+        ids, lens = [], []
+        for i in range(0, len(sentences), self.CHUNK):
+            tokens = [s.lower().split() for s in sentences[i:i + self.CHUNK]]
+            lens.append(onp.fromiter(map(len, tokens), onp.int64, len(tokens)))
+            flat = itertools.chain.from_iterable(tokens)
+            ids.append(onp.fromiter(map(get, flat, itertools.repeat(unk)), onp.int32,
+                                    int(lens[-1].sum())))
+        lens = onp.concatenate(lens) if lens else onp.zeros(0, onp.int64)
+        starts = onp.concatenate([[0], onp.cumsum(lens)[:-1]]).astype(onp.int64)
+        return (onp.concatenate(ids) if ids else onp.zeros(0, onp.int32)), starts, lens
+
+    def _truncate(self, p_lens, h_lens):
+        """Kept lengths of each side; only pairs over the budget go through the strategy."""
         budget = self.max_len - 3  # room for <cls>, <sep>, <sep>
-        lookup, unk = vocab.token_to_idx, vocab.unk
-        cls, sep = vocab['<cls>'], vocab['<sep>']
-        token_ids = onp.full((n, self.max_len), vocab['<pad>'], dtype=onp.int32)
-        segments = onp.zeros((n, self.max_len), dtype=onp.int32)
-        valid_lens = onp.empty(n, dtype=onp.int32)
-        for i, (p, h) in enumerate(zip(p_tokens, h_tokens)):
-            len_p, len_h = keep(len(p), len(h), budget)
-            ids = ([cls] + [lookup.get(t, unk) for t in p[:len_p]] + [sep] +
-                   [lookup.get(t, unk) for t in h[:len_h]] + [sep])
-            token_ids[i, :len(ids)] = ids
-            segments[i, len_p + 2:len(ids)] = 1  # the hypothesis and the last <sep>
-            valid_lens[i] = len(ids)
-        return token_ids, segments, valid_lens
+        p_keep, h_keep = p_lens.copy(), h_lens.copy()
+        keep = TRUNCATION_STRATEGIES[self.truncate]  # (len_p, len_h, budget) -> kept
+        for i in onp.nonzero(p_lens + h_lens > budget)[0]:
+            p_keep[i], h_keep[i] = keep(int(p_lens[i]), int(h_lens[i]), budget)
+        return p_keep, h_keep
+
+    def rows(self, idx, width=None):
+        """``(token_ids, segments)`` of the pairs ``idx``, each (len(idx), width).
+
+        ``width`` defaults to ``max_len``; pairs are padded with ``<pad>``.
+        """
+        width = self.max_len if width is None else width
+        pos = onp.arange(width)[None, :]
+        kp, kh = self._p_keep[idx][:, None], self._h_keep[idx][:, None]
+        valid = kp + kh + 3
+        in_p = (pos >= 1) & (pos <= kp)
+        in_h = (pos >= kp + 2) & (pos < kp + 2 + kh)
+        p_at = onp.clip(self._p_starts[idx][:, None] + pos - 1, 0, max(len(self._p_ids) - 1, 0))
+        h_at = onp.clip(self._h_starts[idx][:, None] + pos - kp - 2, 0,
+                        max(len(self._h_ids) - 1, 0))
+        vocab = self.vocab
+        tokens = onp.full((len(kp), width), vocab['<pad>'], onp.int32)
+        if len(self._p_ids):
+            tokens = onp.where(in_p, self._p_ids[p_at], tokens)
+        if len(self._h_ids):
+            tokens = onp.where(in_h, self._h_ids[h_at], tokens)
+        tokens[:, :1] = vocab['<cls>']
+        tokens = onp.where((pos == kp + 1) | (pos == valid - 1), vocab['<sep>'], tokens)
+        segments = (pos >= kp + 2) & (pos < valid)
+        return tokens.astype(onp.int32), segments.astype(onp.int32)
+
+    @property
+    def token_ids(self):
+        """All pairs' token ids, (n, max_len) int32 (built on each access)."""
+        return self.rows(onp.arange(len(self)))[0]
+
+    @property
+    def segments(self):
+        """All pairs' segment ids, (n, max_len) int32 (built on each access)."""
+        return self.rows(onp.arange(len(self)))[1]
 
     def __getitem__(self, idx):
-        return (self.token_ids[idx], self.segments[idx], self.valid_lens[idx]), self.labels[idx]
+        tokens, segments = self.rows(onp.array([idx]))
+        return (tokens[0], segments[0], self.valid_lens[idx]), self.labels[idx]
 
     def __len__(self):
         return len(self.labels)
 
-    def loader(self, batch_size, shuffle=False, seed=0, trim=True):
+    def loader(self, batch_size, shuffle=False, seed=0, trim=True, bucket=50):
         """Minibatches ``((tokens (b, w), segments (b, w), valid_lens (b,)), labels (b,))``.
 
         ``w`` is ``max_len``, or with ``trim`` the longest pair of the batch.
+        With ``trim`` and ``bucket`` > 0, pairs of similar length share a
+        batch (see :mod:`d2l_nli.loader`); without ``shuffle`` they are then
+        visited shortest first. ``bucket=0`` keeps the plain order.
         """
-        arrays = (self.token_ids, self.segments, self.valid_lens, self.labels)
-        return ArrayLoader(arrays, batch_size, shuffle=shuffle, seed=seed,
+        def make_batch(idx):
+            width = max(int(self.valid_lens[idx].max()), 1) if trim else self.max_len
+            tokens, segments = self.rows(idx, width)
+            return tokens, segments, self.valid_lens[idx], self.labels[idx]
+
+        return BatchLoader(len(self), batch_size, make_batch, shuffle=shuffle, seed=seed,
                            pack=lambda tokens, segments, valid_lens, labels:
                                ((tokens, segments, valid_lens), labels),
-                           trim=(2, (0, 1)) if trim else None)
+                           lengths=self.valid_lens, bucket=bucket if trim else 0)

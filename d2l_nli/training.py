@@ -109,15 +109,19 @@ def pretraining_trainer(params, lr, num_steps, warmup_steps=0):
     return gluon.Trainer(params, 'adam', options)
 
 
-def _bert_losses(net, loss, vocab_size, shards, mlm_total, batch_size):
-    """Per-device MLM and NSP loss sums, each normalized by the whole batch."""
+def _bert_losses(net, loss, vocab_size, shards, mlm_totals, batch_size):
+    """Per-device MLM and NSP loss sums, each normalized by the whole batch.
+
+    ``mlm_totals[k]``: the batch's number of MLM predictions, on shard k's device.
+    """
     mlm_ls, nsp_ls = [], []
-    for tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_Y, nsp_y in shards:
+    for shard, total in zip(shards, mlm_totals):
+        tokens, segments, valid_lens, pred_positions, mlm_weights, mlm_Y, nsp_y = shard
         _, mlm_Y_hat, nsp_Y_hat = net(tokens, segments, valid_lens, pred_positions)
         # Padding slots of the prediction positions have weight 0.
         mlm_l = loss(mlm_Y_hat.reshape((-1, vocab_size)), mlm_Y.reshape(-1),
-                     mlm_weights.reshape((-1, 1)))
-        mlm_ls.append(mlm_l.sum() / mlm_total)
+                     mlm_weights.reshape((-1, 1))).sum()
+        mlm_ls.append(mlm_l / total)
         nsp_ls.append(loss(nsp_Y_hat, nsp_y).sum() / batch_size)
     return mlm_ls, nsp_ls
 
@@ -132,19 +136,21 @@ def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
     """
     devices = devices or try_all_gpus()
     loss = gluon.loss.SoftmaxCELoss()
-    mlm_sum, nsp_sum, num_preds, num_pairs = [], [], 0.0, 0
+    mlm_sum, nsp_sum, pred_counts, num_pairs = [], [], [], 0
     for batch in data_iter:
         *features, nsp_y = batch
-        num_preds += float(features[4].sum())
+        pred_counts.append(features[4].sum())  # read at the end: no sync per batch
         num_pairs += len(nsp_y)
         X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
         # Normalizers of 1: the per-device loss sums, averaged at the end.
         mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size,
-                                      [x + (y,) for x, y in zip(X_shards, y_shards)], 1.0, 1)
+                                      [x + (y,) for x, y in zip(X_shards, y_shards)],
+                                      [1.0] * len(y_shards), 1)
         mlm_sum += mlm_ls
         nsp_sum += nsp_ls
     if not num_pairs:
         raise ValueError('data_iter yielded no batch')
+    num_preds = sum(c.item() for c in pred_counts)
     return {'mlm_loss': sum(m.item() for m in mlm_sum) / max(num_preds, 1e-8),
             'nsp_loss': sum(n.item() for n in nsp_sum) / num_pairs}
 
@@ -175,12 +181,14 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
                 break
             *features, nsp_y = batch
             batch_size = len(nsp_y)
-            # The MLM normalizer is data: read it once per batch on the host.
-            mlm_total = max(float(features[4].sum()), 1e-8)
+            # The MLM normalizer stays an array: reading it here would wait
+            # for the previous step to finish (a host sync per batch).
+            mlm_total = np.maximum(features[4].sum(), 1e-8)
             X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
             shards = [x + (y,) for x, y in zip(X_shards, y_shards)]
+            shard_totals = [mlm_total.as_in_ctx(y.ctx) for y in y_shards]  # copy outside record
             with autograd.record():
-                mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size, shards, mlm_total,
+                mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size, shards, shard_totals,
                                               batch_size)
                 ls = [m + n for m, n in zip(mlm_ls, nsp_ls)]
             for l in ls:

@@ -17,6 +17,7 @@ Unlike the book, the examples are built in bulk into a handful of NumPy
 arrays (no framework array per example) and every random draw comes from one
 seeded generator, so the same seed gives the same batches.
 """
+import itertools
 import random
 from pathlib import Path
 
@@ -24,7 +25,7 @@ import numpy as onp
 
 from .errors import DataFormatError
 from .loader import ArrayLoader
-from .text import Vocab, tokenize
+from .text import Vocab
 
 __all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki']
 
@@ -83,46 +84,69 @@ class WikiTextBERTData:
     def __init__(self, paragraphs, max_len, vocab=None, seed=0):
         if max_len < 5:
             raise ValueError(f'max_len={max_len} is too small: a pair needs at least 5 tokens')
-        paragraphs = [tokenize(p) for p in paragraphs]
-        sentences = [s for p in paragraphs for s in p]
-        self.vocab = vocab or Vocab(sentences, min_freq=5, reserved_tokens=RESERVED_TOKENS)
+        # Every sentence is split and looked up once, into one flat id array;
+        # pairs are then (sentence, sentence) index pairs, laid out in bulk.
+        sentences = [s.lower().split() for p in paragraphs for s in p]
+        flat_tokens = [tok for s in sentences for tok in s]
+        self.vocab = vocab or Vocab(flat_tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
         self.max_len = max_len
-        rng = random.Random(seed)
-        pairs = self._nsp_pairs(paragraphs, sentences, max_len, rng)
+        lookup = self.vocab.token_to_idx.get
+        self._flat = onp.fromiter(map(lookup, flat_tokens, itertools.repeat(0)),
+                                  dtype=onp.int32, count=len(flat_tokens))
+        self._sent_lens = onp.fromiter(map(len, sentences), dtype=onp.int64,
+                                       count=len(sentences))
+        self._sent_starts = onp.concatenate([[0], onp.cumsum(self._sent_lens)[:-1]])
+        ends = onp.cumsum([len(p) for p in paragraphs])
+        spans = [range(end - len(p), end) for p, end in zip(paragraphs, ends)]
+        pairs = self._nsp_pairs(spans, self._sent_lens, max_len, random.Random(seed))
         self._build_arrays(pairs, onp.random.default_rng(seed))
 
     @staticmethod
-    def _nsp_pairs(paragraphs, sentences, max_len, rng):
-        """(sentence a, sentence b, is_next) for consecutive sentences of each paragraph."""
-        pairs = []
-        for paragraph in paragraphs:
-            for a, b in zip(paragraph, paragraph[1:]):
-                is_next = rng.random() < 0.5
+    def _nsp_pairs(spans, sent_lens, max_len, rng):
+        """Arrays (first, second, is_next) of sentence indices for consecutive sentences.
+
+        ``spans[k]`` is the range of sentence indices of paragraph ``k``.
+        """
+        firsts, seconds, labels = [], [], []
+        for span in spans:
+            for a in span[:-1]:
+                b, is_next = a + 1, rng.random() < 0.5
                 if not is_next:
                     # The book draws a random paragraph, then a sentence of it.
-                    b = rng.choice(rng.choice(paragraphs))
-                if len(a) + len(b) + 3 <= max_len:
-                    pairs.append((a, b, is_next))
-        return pairs
+                    b = rng.choice(rng.choice(spans))
+                if sent_lens[a] + sent_lens[b] + 3 <= max_len:
+                    firsts.append(a)
+                    seconds.append(b)
+                    labels.append(is_next)
+        return (onp.array(firsts, dtype=onp.int64), onp.array(seconds, dtype=onp.int64),
+                onp.array(labels, dtype=onp.int32))
 
     def _build_arrays(self, pairs, np_rng):
-        n, max_len, vocab = len(pairs), self.max_len, self.vocab
+        firsts, seconds, nsp_labels = pairs
+        n, max_len, vocab = len(firsts), self.max_len, self.vocab
         if n == 0:
             raise DataFormatError(f'no sentence pair fits max_len={max_len}; '
                                   'use a larger max_len')
         pad, cls, sep, mask = (vocab[t] for t in ('<pad>', '<cls>', '<sep>', '<mask>'))
-        token_ids = onp.full((n, max_len), pad, dtype=onp.int32)
-        segments = onp.zeros((n, max_len), dtype=onp.int32)
-        valid_lens = onp.empty(n, dtype=onp.int32)
-        lookup = vocab.token_to_idx
-        for i, (a, b, _) in enumerate(pairs):
-            ids = [cls] + [lookup.get(t, 0) for t in a] + [sep] + \
-                  [lookup.get(t, 0) for t in b] + [sep]
-            token_ids[i, :len(ids)] = ids
-            segments[i, len(a) + 2:len(ids)] = 1
-            valid_lens[i] = len(ids)
-        self.token_ids, self.segments, self.valid_lens = token_ids, segments, valid_lens
-        self.nsp_labels = onp.array([p[2] for p in pairs], dtype=onp.int32)
+        len_a = self._sent_lens[firsts][:, None]
+        len_b = self._sent_lens[seconds][:, None]
+        pos = onp.arange(max_len)[None, :]
+        # Row layout: <cls> a <sep> b <sep> <pad>...; gather a and b from the
+        # flat ids (indices outside a sentence are clipped, then overwritten).
+        in_a = (pos >= 1) & (pos <= len_a)
+        in_b = (pos >= len_a + 2) & (pos < len_a + 2 + len_b)
+        src = onp.where(in_a, self._sent_starts[firsts][:, None] + pos - 1,
+                        self._sent_starts[seconds][:, None] + pos - len_a - 2)
+        src = onp.clip(src, 0, max(len(self._flat) - 1, 0))
+        valid_lens = (len_a + len_b + 3)[:, 0]
+        token_ids = onp.where(in_a | in_b, self._flat[src] if len(self._flat) else 0, pad)
+        token_ids[:, 0] = cls
+        is_sep = (pos == len_a + 1) | (pos == valid_lens[:, None] - 1)
+        token_ids = onp.where(is_sep, sep, token_ids).astype(onp.int32)
+        self.token_ids = token_ids
+        self.segments = ((pos >= len_a + 2) & (pos < valid_lens[:, None])).astype(onp.int32)
+        self.valid_lens = valid_lens.astype(onp.int32)
+        self.nsp_labels = nsp_labels
         self._mask_tokens(np_rng, mask, cls, sep)
 
     def _mask_tokens(self, rng, mask_id, cls, sep):
@@ -135,7 +159,11 @@ class WikiTextBERTData:
         # A random order of the candidate positions of each row: sort random
         # keys, with non-candidates pushed to the end.
         keys = onp.where(candidate, rng.random((n, max_len)), 2.0)
-        chosen = onp.argsort(keys, axis=1)[:, :num_slots]
+        # The num_slots smallest keys of each row (a partition is O(max_len)),
+        # then sorted among themselves: the same result as a full argsort.
+        chosen = onp.argpartition(keys, num_slots - 1, axis=1)[:, :num_slots]
+        chosen = onp.take_along_axis(
+            chosen, onp.argsort(onp.take_along_axis(keys, chosen, axis=1), axis=1), axis=1)
         num_preds = onp.maximum(1, onp.round(self.valid_lens * MLM_FRACTION)).astype(int)
         num_preds = onp.minimum(num_preds, candidate.sum(axis=1))
         real = onp.arange(num_slots) < num_preds[:, None]
@@ -192,7 +220,7 @@ def mlm_unigram(data, vocab_size):
 
 def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
                    file_name='wiki.train.tokens', trim=True, vocab=None, shuffle=True,
-                   num_pairs=None):
+                   num_pairs=None, bucket=20):
     """Load WikiText-2 for pretraining: ``(train_iter, vocab)``.
 
     ``train_iter`` yields the book's seven arrays per batch: tokens (b,
@@ -200,7 +228,10 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
     (b, P), MLM weights (b, P), MLM labels (b, P) and NSP labels (b,). The
     data folder is the hub's (see :func:`d2l_nli.get_data_dir`) unless
     ``data_dir`` names one holding ``wikitext-2/``. With ``trim`` each batch
-    is padded only to its longest example (same results, less work).
+    is padded only to its longest example and cut to its most MLM
+    predictions (``P`` above becomes the batch's own), and with ``bucket``
+    > 0 pairs of similar length share a batch (see :mod:`d2l_nli.loader`):
+    the same losses, less work. ``trim=False`` gives the book's fixed shapes.
     ``vocab`` reuses a vocabulary (e.g. the training one for
     ``file_name='wiki.valid.tokens'``); by default it is built from the file.
     ``num_pairs`` keeps only that many sentence pairs (from randomly chosen
@@ -217,6 +248,11 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
             raise ValueError(f'num_pairs must be positive, got {num_pairs}')
         # Paragraphs were shuffled by ``seed``: the first pairs are a random sample.
         arrays = tuple(a[:num_pairs] for a in arrays)
+    # Trim tokens/segments to the longest pair of the batch and the MLM
+    # columns to its most predictions (real positions come first in a row);
+    # buckets of similar length make both widths small.
+    num_preds = arrays[4].sum(axis=1).astype(onp.int32)
     train_iter = ArrayLoader(arrays, batch_size, shuffle=shuffle, seed=seed,
-                             trim=(2, (0, 1)) if trim else None)
+                             trim=[(2, (0, 1)), (num_preds, (3, 4, 5))] if trim else None,
+                             bucket=bucket if trim else 0)
     return train_iter, data.vocab

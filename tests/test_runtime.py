@@ -1,4 +1,5 @@
 """Loading pip's CUDA libraries for mxnet-cu112 and clear MXNet import errors."""
+import os
 import subprocess
 import sys
 
@@ -86,3 +87,46 @@ def test_message_reaches_the_user_on_import():
     result = subprocess.run([sys.executable, '-c', code], capture_output=True, text=True)
     assert result.returncode == 1
     assert 'd2l_nli cannot use MXNet: MXNet is not installed' in result.stderr
+
+
+def test_thread_defaults_are_set_only_where_the_user_set_nothing(monkeypatch):
+    monkeypatch.setattr(runtime, '_available_cpus', lambda: 16)
+    env = {}
+    assert runtime.configure_threads(env) == {'OMP_NUM_THREADS': '4',
+                                              'OMP_WAIT_POLICY': 'PASSIVE'}
+    env = {'OMP_NUM_THREADS': '1', 'OMP_WAIT_POLICY': 'ACTIVE'}
+    assert runtime.configure_threads(env) == {'OMP_NUM_THREADS': '1',
+                                              'OMP_WAIT_POLICY': 'ACTIVE'}
+    monkeypatch.setattr(runtime, '_available_cpus', lambda: 2)
+    env = {'D2L_NLI_THREADS': '3', 'OMP_NUM_THREADS': '1', 'GOMP_SPINCOUNT': '5'}
+    assert runtime.configure_threads(env) == {'OMP_NUM_THREADS': '3', 'GOMP_SPINCOUNT': '5'}
+    assert runtime.configure_threads({})['OMP_NUM_THREADS'] == '2'
+    for bad in ('0', 'two', '-1', ''):
+        with pytest.raises(ValueError, match='D2L_NLI_THREADS'):
+            runtime.configure_threads({'D2L_NLI_THREADS': bad})
+
+
+def test_the_package_applies_its_thread_defaults_before_mxnet_loads():
+    code = ('import os, d2l_nli; print(os.environ["OMP_NUM_THREADS"], '
+            'os.environ.get("OMP_WAIT_POLICY"))')
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_NUM_THREADS', 'GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'D2L_NLI_THREADS')}
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[1] == runtime.WAIT_POLICY and 1 <= int(out[0]) <= runtime.MAX_DEFAULT_THREADS
+    env['D2L_NLI_THREADS'] = '1'
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] == '1'
+    # Imported after mxnet, the package says its settings may not apply.
+    code = 'import warnings, mxnet; warnings.simplefilter("always"); import d2l_nli'
+    err = subprocess.run([sys.executable, '-c', code], env=env | {'D2L_NLI_THREADS': '2'},
+                         capture_output=True, text=True, check=True).stderr
+    assert 'mxnet was imported before d2l_nli' in err
+
+
+def test_heap_growth_limit(monkeypatch):
+    monkeypatch.delenv('MALLOC_MMAP_THRESHOLD_', raising=False)
+    assert runtime.limit_heap_growth() is sys.platform.startswith('linux')
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')  # the user's own setting wins
+    assert runtime.limit_heap_growth() is False

@@ -41,14 +41,17 @@ EXPORTS = (
         docstring=(
             'SNLI pairs as BERT inputs: the chapter\'s ``SNLIBERTDataset``.\n\n'
             'Each pair becomes ``<cls> premise <sep> hypothesis <sep>`` with segment\n'
-            'ids 0 then 1, truncated to ``max_len`` and padded, stored as dense NumPy\n'
-            'arrays built in one pass in the calling process (the book\'s\n'
-            '``multiprocessing.Pool`` hangs in notebooks on Windows and macOS).'),
+            'ids 0 then 1, truncated to ``max_len`` and padded per batch. The token\n'
+            'ids are looked up in bulk, in the calling process (the book\'s\n'
+            '``multiprocessing.Pool`` hangs in notebooks on Windows and macOS), and\n'
+            'kept ragged: one flat array per side, laid out batch by batch.'),
         imports=(
+            'import collections\n'
+            'import itertools\n\n'
             'import numpy as onp\n'
             'from mxnet import gluon\n\n'
-            'from .loader import ArrayLoader\n'
-            'from .text import TRUNCATION_STRATEGIES, Vocab, tokenize\n'
+            'from .loader import BatchLoader\n'
+            'from .text import TRUNCATION_STRATEGIES, Vocab\n'
             'from .wiki import RESERVED_TOKENS')),
     Export(
         module='d2l_nli/classifier.py',
