@@ -88,3 +88,20 @@ def vm_hwm_mib():
             if line.startswith('VmHWM:'):
                 return int(line.split()[1]) / 1024
     return float('nan')
+
+
+def worker_parser(description, tasks):
+    """The command line both workers share (each adds its own extras)."""
+    import argparse
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument('task', choices=tasks)
+    parser.add_argument('--batch-size', type=int, default=256)
+    parser.add_argument('--max-len', type=int, default=128)
+    parser.add_argument('--batches', type=int, default=20, help='timed batches per round')
+    parser.add_argument('--warmup', type=int, default=3)
+    parser.add_argument('--repeats', type=int, default=3)
+    parser.add_argument('--snli', default='real', choices=['real', 'full'])
+    parser.add_argument('--n', type=int, default=None, help='SNLI pairs (scale, export)')
+    parser.add_argument('--seed', type=int, default=0)
+    parser.add_argument('--epochs', type=int, default=3)
+    return parser

@@ -7,7 +7,6 @@ line. ``--no-levers`` turns the data levers off (batches padded to
 
     .venv/bin/python benchmarks/worker_ours.py finetune --batches 20
 """
-import argparse
 import os
 import sys
 import time
@@ -245,18 +244,9 @@ def task_export(a):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('task', choices=['finetune', 'eval', 'pretrain', 'wiki_load', 'scale',
-                                         'accuracy', 'tta', 'export'])
-    parser.add_argument('--batch-size', type=int, default=256)
-    parser.add_argument('--max-len', type=int, default=128)
-    parser.add_argument('--batches', type=int, default=20, help='timed batches per round')
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--snli', default='real', choices=['real', 'full'])
-    parser.add_argument('--n', type=int, default=None, help='SNLI pairs (scale, export)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--epochs', type=int, default=3)
+    parser = C.worker_parser(__doc__.split('\n\n')[0],
+                             ['finetune', 'eval', 'pretrain', 'wiki_load', 'scale', 'accuracy',
+                              'tta', 'export'])
     parser.add_argument('--budget', type=float, default=None,
                         help='tta: stop fine-tuning after the epoch that passes this many seconds')
     parser.add_argument('--out', default='/tmp/d2l_nli_bench')

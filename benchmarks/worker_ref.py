@@ -12,7 +12,6 @@ plots are left out (d2l draws them outside its timers).
 
     benchmarks/.envs/ref/bin/python benchmarks/worker_ref.py finetune --batches 20
 """
-import argparse
 import multiprocessing
 import os
 import random
@@ -173,6 +172,17 @@ def finetune_setup(vocab, bert=None, lr=None):
 
 # ---- tasks ------------------------------------------------------------------------
 
+def classifier_step(net, trainer):
+    """One d2l.train_batch_ch13 step on a ((tokens, segments, valid_lens), labels) batch."""
+    loss = gluon.loss.SoftmaxCrossEntropyLoss()
+
+    def step(batch):
+        X, y = batch
+        d2l.train_batch_ch13(net, X, y, loss, trainer, DEVICES, d2l.split_batch_multi_inputs)
+        return len(y)
+    return step
+
+
 def timed_batches(step, batches, warmup, repeats, count):
     """Run ``step`` on ``warmup`` batches, then ``repeats`` timed rounds; rates per round."""
     it = iter(batches())
@@ -197,13 +207,7 @@ def task_finetune(a):
     vocab = wiki_vocab()
     train = SNLIBERTDataset(read_snli(a.snli, 'train'), a.max_len, vocab)
     net, trainer = finetune_setup(vocab)
-    loss = gluon.loss.SoftmaxCrossEntropyLoss()
-
-    def step(batch):
-        X, y = batch
-        d2l.train_batch_ch13(net, X, y, loss, trainer, DEVICES, d2l.split_batch_multi_inputs)
-        return len(y)
-
+    step = classifier_step(net, trainer)
     rates = timed_batches(step, lambda: snli_loader(train, a.batch_size, True), a.warmup,
                           a.repeats, a.batches)
     C.emit(impl='reference', task='finetune', rates=rates, width=a.max_len)
@@ -265,13 +269,7 @@ def task_scale(a):
     prep = time.perf_counter() - t
     prep_rss = C.vm_hwm_mib()
     net, trainer = finetune_setup(vocab)
-    loss = gluon.loss.SoftmaxCrossEntropyLoss()
-
-    def step(batch):
-        X, y = batch
-        d2l.train_batch_ch13(net, X, y, loss, trainer, DEVICES, d2l.split_batch_multi_inputs)
-        return len(y)
-
+    step = classifier_step(net, trainer)
     rates = timed_batches(step, lambda: snli_loader(train, a.batch_size, True), 2, 1,
                           a.batches)
     num_batches = -(-len(train) // a.batch_size)
@@ -333,18 +331,9 @@ def task_tta(a):
 
 
 def main():
-    parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
-    parser.add_argument('task', choices=['finetune', 'eval', 'pretrain', 'wiki_load', 'scale',
-                                         'accuracy', 'tta'])
-    parser.add_argument('--batch-size', type=int, default=256)
-    parser.add_argument('--max-len', type=int, default=128)
-    parser.add_argument('--batches', type=int, default=20, help='timed batches per round')
-    parser.add_argument('--warmup', type=int, default=3)
-    parser.add_argument('--repeats', type=int, default=3)
-    parser.add_argument('--snli', default='real', choices=['real', 'full'])
-    parser.add_argument('--n', type=int, default=None, help='SNLI pairs (scale)')
-    parser.add_argument('--seed', type=int, default=0)
-    parser.add_argument('--epochs', type=int, default=3)
+    parser = C.worker_parser(__doc__.split('\n\n')[0],
+                             ['finetune', 'eval', 'pretrain', 'wiki_load', 'scale', 'accuracy',
+                              'tta'])
     parser.add_argument('--steps', type=int, default=300)
     a = parser.parse_args()
     globals()['task_' + a.task](a)
