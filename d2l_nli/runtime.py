@@ -1,6 +1,6 @@
 """Making MXNet importable, with messages a student can act on.
 
-Two jobs, both done once when ``d2l_nli`` is imported, before MXNet is:
+Four jobs, all done once when ``d2l_nli`` is imported, before MXNet is:
 
 1. **GPU libraries.** ``mxnet-cu112`` links against the CUDA 11 runtime,
    cuBLAS, cuFFT, cuRAND, cuSOLVER, NVRTC, NVTX, cuDNN 8 and NCCL 2 but ships
@@ -17,8 +17,8 @@ Two jobs, both done once when ``d2l_nli`` is imported, before MXNet is:
    ``PASSIVE``. Measured on a 2-core machine (``BENCHMARKS.md``): two
    threads train ~1.4x faster than one on a quiet machine, but with
    OpenMP's default spin-waiting a run is 2x slower than that when the
-   other core is busy; passive waiting keeps the speed when quiet and most
-   of it when busy. Set ``D2L_NLI_THREADS=n`` (or ``OMP_NUM_THREADS``,
+   other core is busy; passive waiting gives up 10-20% on a quiet machine
+   and keeps most of the speed when the other core is busy. Set ``D2L_NLI_THREADS=n`` (or ``OMP_NUM_THREADS``,
    ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` yourself) to override. MXNet
    reads them once, when it is first imported: import ``d2l_nli`` before
    ``mxnet``.
