@@ -22,7 +22,8 @@ from .config import PRESETS, FinetuneConfig, ModelConfig, PretrainConfig, RunPre
 from .democorpus import DEMO_PRESETS, DemoCorpusConfig, ensure_demo_corpus, write_demo_corpus  # noqa: E402
 from .devices import (GPUNotUsableError, describe_devices, parse_devices, try_all_gpus,  # noqa: E402
                       try_gpu)
-from .errors import CheckpointError, D2LNLIError, DataFormatError, DownloadError  # noqa: E402
+from .errors import (CheckpointError, D2LNLIError, DataFormatError, DownloadError,  # noqa: E402
+                     TrainingDivergedError)
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
 from .loader import ArrayLoader, BatchLoader, batch_indices, pad_ragged  # noqa: E402
 from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402
@@ -30,6 +31,7 @@ from .pipeline import load_or_pretrain, seed_everything, subsample  # noqa: E402
 from .plot import Animator, live_plotting_enabled, use_svg_display  # noqa: E402
 from .profiles import (NSP_CHANCE_LOSS, PROFILES, DataSource, Profile, find_data,  # noqa: E402
                        runs_dir, select_profile)
+from .resume import TrainingCheckpoints  # noqa: E402
 from .snli import LABEL_NAMES, LABELS, read_snli  # noqa: E402
 from .snli_bert import SNLIBERTDataset  # noqa: E402
 from .text import (TRUNCATION_STRATEGIES, Vocab, get_tokens_and_segments, tokenize,  # noqa: E402

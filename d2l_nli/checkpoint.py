@@ -24,7 +24,8 @@ from .errors import CheckpointError
 from .model import BERTConfig, BERTModel
 from .text import Vocab
 
-__all__ = ['save_checkpoint', 'load_pretrained', 'load_classifier', 'read_checkpoint_config']
+__all__ = ['save_checkpoint', 'load_pretrained', 'load_classifier', 'read_checkpoint_config',
+           'write_model_files']
 
 FORMAT = 'd2l_nli.checkpoint'
 
@@ -40,34 +41,48 @@ def _replace_directory(tmp, folder):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def save_checkpoint(folder, net, vocab, extra=None):
-    """Save a ``BERTModel`` or ``BERTClassifier`` with its vocabulary into ``folder``."""
-    from . import __version__
-
-    folder = Path(folder)
+def _kind(net):
+    """``(kind, BERTConfig, classifier head sizes)`` of a model we can save."""
     # By shape, not only by class: a notebook that runs the cell defining
     # BERTClassifier has its own class object with the same layout.
     if isinstance(net, BERTClassifier) or (type(net).__name__ == 'BERTClassifier' and
                                            hasattr(net, 'bert_config')):
-        kind, config = 'BERTClassifier', net.bert_config
-        head = {'num_classes': net.classifier[1]._units,
-                'num_mlp_hiddens': net.classifier[0]._units}
-    elif isinstance(net, BERTModel):
-        kind, config, head = 'BERTModel', net.config, None
-    else:
-        raise TypeError(f'can only save BERTModel or BERTClassifier, not {type(net).__name__}')
+        return 'BERTClassifier', net.bert_config, {
+            'num_classes': net.classifier[1]._units,
+            'num_mlp_hiddens': net.classifier[0]._units}
+    if isinstance(net, BERTModel):
+        return 'BERTModel', net.config, None
+    raise TypeError(f'can only save BERTModel or BERTClassifier, not {type(net).__name__}')
+
+
+def write_model_files(folder, net, vocab, extra=None):
+    """Write ``config.json``, ``vocab.json`` and ``model.params`` into the existing ``folder``.
+
+    The caller makes ``folder`` appear atomically (it is a temporary folder).
+    """
+    from . import __version__
+
+    kind, config, head = _kind(net)
     if len(vocab) != config.vocab_size:
         raise ValueError(f'the vocabulary has {len(vocab)} tokens but the model was built '
                          f'for {config.vocab_size}')
+    folder = Path(folder)
+    net.save_parameters(str(folder / 'model.params'))
+    vocab.save(folder / 'vocab.json')
+    meta = {'format': FORMAT, 'version': 1, 'kind': kind,
+            'bert': dataclasses.asdict(config), 'classifier': head,
+            'd2l_nli_version': __version__, 'extra': extra or {}}
+    (folder / 'config.json').write_text(json.dumps(meta, indent=2) + '\n')
+
+
+def save_checkpoint(folder, net, vocab, extra=None):
+    """Save a ``BERTModel`` or ``BERTClassifier`` with its vocabulary into ``folder``."""
+    folder = Path(folder)
+    _kind(net)  # a clear TypeError before anything is written
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))
     try:
-        net.save_parameters(str(tmp / 'model.params'))
-        vocab.save(tmp / 'vocab.json')
-        meta = {'format': FORMAT, 'version': 1, 'kind': kind,
-                'bert': dataclasses.asdict(config), 'classifier': head,
-                'd2l_nli_version': __version__, 'extra': extra or {}}
-        (tmp / 'config.json').write_text(json.dumps(meta, indent=2) + '\n')
+        write_model_files(tmp, net, vocab, extra)
         _replace_directory(tmp, folder)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

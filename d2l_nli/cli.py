@@ -76,15 +76,32 @@ def _finetune_config(args, **extra):
                           test_size=args.test_size, truncate=args.truncate, **extra)
 
 
+def _training_state(args):
+    """Keyword arguments of the pipeline for checkpoints and resuming."""
+    out = Path(args.out)
+    folder = Path(args.checkpoint_dir) if args.checkpoint_dir else \
+        out.with_name(out.name + '.training')
+    return {'checkpoint_dir': folder, 'checkpoint_every': args.checkpoint_every,
+            'resume': args.resume}
+
+
+def _finished(state):
+    """The final model is saved: the run's training checkpoints have served."""
+    from .resume import TrainingCheckpoints
+    TrainingCheckpoints(state['checkpoint_dir'], None).remove_all()
+
+
 def pretrain(args, devices):
     from .checkpoint import save_checkpoint
     from .config import PretrainConfig
     from .pipeline import pretrain as run
 
     cfg = PretrainConfig(args.batch_size, args.max_len, args.num_steps, args.lr)
+    state = _training_state(args)
     bert, vocab, metrics = run(args.data_dir, _model_config(args), cfg, devices,
-                               seed=args.seed, plot_path=args.plot)
+                               seed=args.seed, plot_path=args.plot, **state)
     save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg)})
+    _finished(state)
     print(f'pretrained BERT saved to {args.out}')
     _write_metrics(args.metrics_json, 'pretrain', args, devices, metrics)
 
@@ -95,9 +112,11 @@ def finetune(args, devices):
 
     cfg = _finetune_config(args)
     bert, vocab = load_pretrained(args.pretrained, devices)
+    state = _training_state(args)
     net, metrics = run(args.data_dir, bert, vocab, cfg, devices, seed=args.seed,
-                       split=args.split, plot_path=args.plot)
+                       split=args.split, plot_path=args.plot, **state)
     save_checkpoint(args.out, net, vocab, extra={'finetune': dataclasses.asdict(cfg)})
+    _finished(state)
     print(f'fine-tuned classifier saved to {args.out}')
     _write_metrics(args.metrics_json, 'finetune', args, devices, metrics)
 
@@ -181,6 +200,17 @@ def _snli_options(p, cfg):
                    help='how to cut pairs longer than --max-len (default: longest_first)')
 
 
+def _resume_options(p, every, unit):
+    p.add_argument('--checkpoint-every', type=_int_at_least(0), default=every, metavar='STEPS',
+                   help=f'save the whole training state every STEPS steps{unit} (default: '
+                        f'{every}); removed once the final model is saved')
+    p.add_argument('--checkpoint-dir', metavar='DIR',
+                   help='where to save the training state (default: the --out folder with '
+                        '.training added)')
+    p.add_argument('--resume', action='store_true',
+                   help='continue an interrupted run from its newest checkpoint (same options)')
+
+
 def build_parser():
     from .config import PRESETS
 
@@ -211,6 +241,7 @@ def build_parser():
     p.add_argument('--out', default='checkpoints/bert',
                    help='checkpoint folder to write (default: checkpoints/bert)')
     p.add_argument('--plot', metavar='PATH', help='save the loss plot (.png or .svg)')
+    _resume_options(p, 100, '')
     p.set_defaults(func=pretrain)
 
     p = sub.add_parser('finetune', help='fine-tune a pretrained BERT on SNLI')
@@ -227,6 +258,7 @@ def build_parser():
     p.add_argument('--out', default='checkpoints/classifier',
                    help='classifier folder to write (default: checkpoints/classifier)')
     p.add_argument('--plot', metavar='PATH', help='save the training plot (.png or .svg)')
+    _resume_options(p, 0, ', and after each epoch (0: after each epoch only)')
     p.set_defaults(func=finetune)
 
     p = sub.add_parser('evaluate', help='accuracy of a fine-tuned classifier')

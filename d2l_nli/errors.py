@@ -4,7 +4,8 @@ Each message names the file (and line, where there is one) and says what to
 do; catching :class:`D2LNLIError` catches them all.
 """
 
-__all__ = ['D2LNLIError', 'DataFormatError', 'DownloadError', 'CheckpointError']
+__all__ = ['D2LNLIError', 'DataFormatError', 'DownloadError', 'CheckpointError',
+           'TrainingDivergedError']
 
 
 class D2LNLIError(Exception):
@@ -21,3 +22,7 @@ class DownloadError(D2LNLIError, RuntimeError):
 
 class CheckpointError(D2LNLIError, ValueError):
     """A saved model folder is missing, damaged or does not fit (the message says which file)."""
+
+
+class TrainingDivergedError(D2LNLIError, FloatingPointError):
+    """A training loss became NaN or infinite; the message names the last good checkpoint."""

@@ -32,6 +32,7 @@ import tempfile
 import time
 import warnings
 import zipfile
+import zlib
 from pathlib import Path, PurePosixPath
 
 from .errors import DownloadError
@@ -103,6 +104,12 @@ def _mirror_urls(archive):
     urls = list(archive.urls)
     base = os.environ.get('D2L_NLI_MIRROR', '').strip()
     if base:
+        # Only web addresses: pooch would also follow ftp://, sftp:// and doi:
+        # names, which are not what a classroom mirror is.
+        if not base.lower().startswith(('http://', 'https://')):
+            raise DownloadError(f'D2L_NLI_MIRROR={base!r} is not an http:// or https:// '
+                                'address; set it to the web server holding the archives '
+                                '(for example http://192.168.1.10:8000/) or unset it')
         urls.insert(0, base.rstrip('/') + '/' + archive.file_name)
     return urls
 
@@ -218,13 +225,21 @@ def extract_archive(archive_path, folder, expected_folder, max_bytes=None):
                 out = tmp / info.filename
                 out.parent.mkdir(parents=True, exist_ok=True)
                 written = 0
-                with zf.open(info) as src, open(out, 'wb') as dst:
-                    for chunk in iter(lambda: src.read(1 << 20), b''):
-                        written += len(chunk)
-                        if written > info.file_size:
-                            raise DownloadError(f'{archive_path}: member {info.filename!r} '
-                                                'is larger than declared; refusing')
-                        dst.write(chunk)
+                try:
+                    with zf.open(info) as src, open(out, 'wb') as dst:
+                        for chunk in iter(lambda: src.read(1 << 20), b''):
+                            written += len(chunk)
+                            if written > info.file_size:
+                                raise DownloadError(f'{archive_path}: member '
+                                                    f'{info.filename!r} is larger than '
+                                                    'declared; refusing')
+                            dst.write(chunk)
+                except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+                    # zipfile stops at the declared size, then the CRC fails: a
+                    # member that lies about its size, or damaged bytes.
+                    raise DownloadError(f'{archive_path}: member {info.filename!r} is '
+                                        f'damaged ({err}); delete the archive and '
+                                        'download it again') from None
             dest = folder / expected_folder
             try:
                 os.rename(tmp / expected_folder, dest)

@@ -16,6 +16,10 @@ outputs at real positions do not depend on it; see ``tests/test_loader.py``):
   cut into batches, and the batches are then visited in random order, so
   every epoch still sees every example once in a new random grouping.
   Without shuffling (evaluation) the examples are sorted by length.
+
+Pass ``k`` of a loader is shuffled by a generator seeded with ``(seed, k)``,
+so any pass can be replayed on its own: :meth:`BatchLoader.seek` is how an
+interrupted run resumes in the middle of an epoch with the same batches.
 """
 import numpy as onp
 
@@ -69,7 +73,8 @@ def pad_ragged(flat, offsets, lens, idx, width, pad):
 class BatchLoader:
     """Iterate in minibatches built by ``make_batch(idx) -> tuple of NumPy arrays``.
 
-    Each batch is turned into ``mxnet.np`` arrays and yielded as
+    ``epoch`` is the number of the next pass (0 first); each pass ``k`` is
+    shuffled with ``numpy.random.default_rng((seed, k))``. Each batch is turned into ``mxnet.np`` arrays and yielded as
     ``pack(*arrays)`` (by default the tuple). ``lengths`` (n,) with
     ``bucket`` > 0 groups examples of similar length (see
     :func:`batch_indices`); ``bucket=0`` keeps plain (shuffled) order.
@@ -93,7 +98,9 @@ class BatchLoader:
         self.pack = pack
         self.lengths = lengths
         self.bucket = bucket
-        self._rng = onp.random.default_rng(seed)
+        self.seed = seed
+        self.epoch = 0   # number of the next pass
+        self._skip = 0   # batches of the next pass to leave out (see seek)
 
     @property
     def num_examples(self):
@@ -105,10 +112,30 @@ class BatchLoader:
         return full + (1 if rest and self.last_batch == 'keep' else 0)
 
     def batches(self):
-        """Index arrays of the next pass (advances the shuffling generator)."""
-        return batch_indices(self.num_examples, self.batch_size,
-                             self._rng if self.shuffle else None, self.lengths,
-                             self.bucket, self.last_batch)
+        """Index arrays of the next pass; moves on to the pass after it."""
+        rng = onp.random.default_rng((self.seed, self.epoch)) if self.shuffle else None
+        self.epoch += 1
+        skip, self._skip = self._skip, 0
+        return batch_indices(self.num_examples, self.batch_size, rng, self.lengths,
+                             self.bucket, self.last_batch)[skip:]
+
+    @property
+    def position(self):
+        """``(pass, batch)`` where the next pass will start."""
+        return self.epoch, self._skip
+
+    def seek(self, epoch, batch=0):
+        """Make the next pass be pass ``epoch``, starting at its batch ``batch``.
+
+        A resumed run calls this with the position saved in its checkpoint,
+        so the remaining batches are exactly those the interrupted run would
+        have seen.
+        """
+        if not (isinstance(epoch, int) and epoch >= 0 and isinstance(batch, int)
+                and 0 <= batch <= len(self)):
+            raise ValueError(f'cannot seek to pass {epoch!r}, batch {batch!r} of a loader '
+                             f'with {len(self)} batches per pass')
+        self.epoch, self._skip = epoch, batch
 
     def __iter__(self):
         from mxnet import np  # imported late: building datasets needs no MXNet

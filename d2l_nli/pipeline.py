@@ -57,11 +57,23 @@ def _progress(total, desc, enabled):
         yield bar.update
 
 
-def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=True):
+def _checkpoints(folder, vocab, every, resume, seed, settings):
+    if folder is None:
+        return None
+    from .resume import TrainingCheckpoints
+    return TrainingCheckpoints(folder, vocab, every=every, resume=resume, seed=seed,
+                               settings=dict(settings, seed=seed))
+
+
+def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=True,
+             checkpoint_dir=None, checkpoint_every=100, resume=False):
     """Pretrain a BERT on ``<data_dir>/wikitext-2``: returns ``(bert, vocab, metrics)``.
 
     ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
-    :class:`~d2l_nli.PretrainConfig`.
+    :class:`~d2l_nli.PretrainConfig`. With ``checkpoint_dir``, the whole
+    training state is saved there every ``checkpoint_every`` steps, and
+    ``resume=True`` continues from the newest one (see
+    :class:`~d2l_nli.TrainingCheckpoints`).
     """
     seed_everything(seed)
     train_iter, vocab = load_data_wiki(cfg.batch_size, cfg.max_len, data_dir=data_dir, seed=seed,
@@ -76,10 +88,13 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
                                   cfg.warmup_steps)
     animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
                         legend=['mlm', 'nsp'])
+    checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
+        'task': 'pretrain', 'model': dataclasses.asdict(model), 'batch_size': cfg.batch_size,
+        'max_len': cfg.max_len, 'num_pairs': cfg.num_pairs, 'mlm_bias_init': cfg.mlm_bias_init})
     with _progress(cfg.num_steps, 'pretraining', progress) as update:
         metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
                              cfg.num_steps, trainer=trainer, animator=animator,
-                             progress=lambda step: update(1))
+                             progress=lambda step: update(1), checkpoints=checkpoints)
     metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab),
                    unigram_entropy=entropy)
     if plot_path:
@@ -109,6 +124,13 @@ def load_or_pretrain(folder, data_dir, profile, devices, *, seed=0):
     return bert, vocab
 
 
+def _check_positions(cfg, config):
+    """A clear error instead of an MXNet shape error deep inside the model."""
+    if cfg.max_len > config.max_len:
+        raise ValueError(f'max_len={cfg.max_len} is more than the {config.max_len} positions '
+                         f'the pretrained BERT has; use --max-len {config.max_len} or less')
+
+
 def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):
     folder = download_extract('SNLI', data_dir=data_dir)
     test = SNLIBERTDataset(subsample(read_snli(folder, split=split), cfg.test_size, seed),
@@ -121,14 +143,18 @@ def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):
 
 
 def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_path=None,
-             progress=True):
+             progress=True, checkpoint_dir=None, checkpoint_every=0, resume=False):
     """Fine-tune ``BERTClassifier(bert)`` on SNLI: returns ``(net, metrics)``.
 
     ``bert`` is a ``BERTModel`` or a checkpoint folder; ``cfg`` a
     :class:`~d2l_nli.FinetuneConfig`; accuracy is measured on ``split``.
+    With ``checkpoint_dir``, the whole training state is saved there after
+    each epoch and every ``checkpoint_every`` steps (0: epochs only), and
+    ``resume=True`` continues from the newest one.
     """
     if not isinstance(bert, BERTModel):
         bert, vocab = load_pretrained(bert, devices)
+    _check_positions(cfg, bert.config)
     seed_everything(seed)
     train_set, test_set = _snli_sets(data_dir, vocab, cfg, split, seed)
     train_iter = train_set.loader(cfg.batch_size, shuffle=True, seed=seed)
@@ -139,10 +165,14 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': cfg.lr})
     animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs], ylim=[0, 1],
                         legend=['train loss', 'train acc', 'test acc'])
+    checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
+        'task': 'finetune', 'bert': dataclasses.asdict(bert.config),
+        'batch_size': cfg.batch_size, 'max_len': cfg.max_len, 'train_size': cfg.train_size,
+        'truncate': cfg.truncate})
     with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
         metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                              trainer, cfg.num_epochs, devices, animator=animator,
-                             progress=update)
+                             progress=update, checkpoints=checkpoints)
     metrics.update(num_train=len(train_set), num_test=len(test_set), split=split)
     if plot_path:
         animator.save(plot_path)
@@ -155,6 +185,7 @@ def evaluate(data_dir, net, vocab, cfg, devices, *, split='test', seed=0):
 
     from mxnet import npx
 
+    _check_positions(cfg, net.bert_config)
     _, test_set = _snli_sets(data_dir, vocab, cfg, split, seed, train=False)
     start = time.perf_counter()
     test_acc = evaluate_accuracy_gpus(net, test_set.loader(cfg.batch_size), devices=devices)

@@ -219,7 +219,8 @@ class Animator:
             ax.set_ylabel(ylabels[k] if k < len(ylabels) else None)
             ax.set_xscale(self.xscale)
             ax.set_yscale(self.yscale)
-            if self.xlim is not None:
+            # A one-epoch run asks for xlim [1, 1]: let matplotlib choose (no warning).
+            if self.xlim is not None and self.xlim[0] != self.xlim[1]:
                 ax.set_xlim(self.xlim)
             if self.ylim is not None:
                 ax.set_ylim(self.ylim)

@@ -164,10 +164,15 @@ class Vocab:
                 or len(set(tokens)) != len(tokens)):
             raise ValueError(f'{path}: "idx_to_token" must be a list of distinct '
                              'strings starting with "<unk>"')
+        reserved = data.get('reserved_tokens', ['<unk>'])
+        if not isinstance(reserved, list) or not all(
+                isinstance(t, str) for t in reserved) or not set(reserved) <= set(tokens):
+            raise ValueError(f'{path}: "reserved_tokens" must be a list of tokens of '
+                             '"idx_to_token"')
         vocab = cls()
         vocab.idx_to_token = list(tokens)
         vocab.token_to_idx = {tok: idx for idx, tok in enumerate(tokens)}
-        vocab.reserved_tokens = list(data.get('reserved_tokens', ['<unk>']))
+        vocab.reserved_tokens = list(reserved)
         vocab._token_freqs = []
         return vocab
 

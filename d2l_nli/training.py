@@ -155,8 +155,39 @@ def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
             'nsp_loss': sum(n.item() for n in nsp_sum) / num_pairs}
 
 
+def _item(x):
+    """A Python float from an ``mxnet.np`` scalar (a host sync) or a float."""
+    return x if isinstance(x, float) else x.item()
+
+
+def _curve(animator):
+    """The points an animator holds, for a checkpoint."""
+    return {'X': [list(map(float, xs)) for xs in animator.X],
+            'Y': [list(map(float, ys)) for ys in animator.Y]}
+
+
+def _replay(animator, curve):
+    """Give ``animator`` the points of a checkpoint's curve (one add per point)."""
+    for line, (xs, ys) in enumerate(zip(curve['X'], curve['Y'])):
+        for x, y in zip(xs, ys):
+            values = [None] * len(curve['Y'])
+            values[line] = y
+            animator.add(x, values)
+
+
+def _restore(checkpoints, net, trainer, train_iter):
+    """The saved loop state to resume from (None: start), after loading net and trainer."""
+    if checkpoints is None:
+        return None
+    if not hasattr(train_iter, 'seek'):
+        raise TypeError('saving checkpoints needs a loader that can resume mid-pass: '
+                        'a d2l_nli BatchLoader/ArrayLoader, load_data_wiki() or '
+                        'SNLIBERTDataset.loader()')
+    return checkpoints.restore(net, trainer)
+
+
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,
-               trainer=None, animator=None, log_every=None, progress=None):
+               trainer=None, animator=None, log_every=None, progress=None, checkpoints=None):
     """Pretrain ``net`` (a ``BERTModel``) for ``num_steps`` minibatches.
 
     Prints ``MLM loss x, NSP loss y`` and ``N sentence pairs/sec on
@@ -164,18 +195,30 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     with ``lr``; ``animator`` (see :class:`d2l_nli.Animator`) receives both
     losses every ``log_every`` steps; ``progress`` is called as
     ``progress(step)`` after each step (e.g. a tqdm bar's update).
+    ``checkpoints`` (:class:`d2l_nli.TrainingCheckpoints`) saves the whole
+    state every few steps and at the end, and resumes from it. A NaN or
+    infinite loss stops the run with :class:`d2l_nli.TrainingDivergedError`.
     """
     from .plot import Animator
+    from .resume import check_finite
 
     trainer = trainer or gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
     if animator is None:
         animator = Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
                             legend=['mlm', 'nsp'])
     log_every = log_every or max(1, num_steps // 50)
-    step, num_pairs, window = 0, 0, []
-    totals = Accumulator(3)  # MLM loss sum, NSP loss sum, steps (last window)
+    step, num_pairs, seconds, window = 0, 0, 0.0, []
+    totals = Accumulator(3)  # MLM loss, NSP loss, steps (of the last logged window)
+    state = _restore(checkpoints, net, trainer, train_iter)
+    if state:
+        step, num_pairs, seconds = state['step'], state['num_pairs'], state['seconds']
+        window, totals.data = [tuple(w) for w in state['window']], state['totals']
+        _replay(animator, state['curve'])
+        train_iter.seek(*state['position'])
+        print(f'resuming at step {step} of {num_steps} from {checkpoints.saved}')
     timer = Timer()
     while step < num_steps:
+        pass_no, position = getattr(train_iter, 'position', (0, 0))
         for batch in train_iter:
             if step == num_steps:
                 break
@@ -196,24 +239,37 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
             trainer.step(1)  # losses are already means over the whole batch
             window.append((sum(mlm_ls), sum(nsp_ls)))
             step += 1
+            position += 1
             num_pairs += batch_size
             if progress:
                 progress(step)
             if step % log_every == 0 or step == num_steps:
                 # One host sync per logged point, not per step.
-                mlm = sum(m.item() for m, _ in window) / len(window)
-                nsp = sum(n.item() for _, n in window) / len(window)
+                mlm = sum(_item(m) for m, _ in window) / len(window)
+                nsp = sum(_item(n) for _, n in window) / len(window)
+                check_finite({'MLM loss': mlm, 'NSP loss': nsp}, step, checkpoints)
                 totals.data = [mlm, nsp, len(window)]
                 animator.add(step, (mlm, nsp))
                 window = []
+            if checkpoints and (checkpoints.due(step) or step == num_steps):
+                window = [(_item(m), _item(n)) for m, n in window]
+                for m, n in window:
+                    check_finite({'MLM loss': m, 'NSP loss': n}, step, checkpoints)
+                seconds += timer.stop()
+                checkpoints.save(step, net, trainer, {
+                    'num_pairs': num_pairs, 'seconds': seconds, 'window': window,
+                    'totals': totals.data, 'curve': _curve(animator),
+                    'position': [pass_no, position]})
+                checkpoints.reseed(step)
+                timer.start()
         if step == 0:
             raise ValueError('train_iter yielded no batch: nothing to train on')
     npx.waitall()
-    seconds = timer.stop()
+    seconds += timer.stop()
     animator.show()
     metrics = {'mlm_loss': totals[0], 'nsp_loss': totals[1],
-               'pairs_per_sec': num_pairs / seconds, 'steps': step, 'seconds': seconds,
-               'devices': [str(d) for d in devices]}
+               'pairs_per_sec': num_pairs / max(seconds, 1e-9), 'steps': step,
+               'seconds': seconds, 'devices': [str(d) for d in devices]}
     print(f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}")
     print(f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on {describe_devices(devices)}")
     return metrics
@@ -234,14 +290,19 @@ def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_mult
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=None,
-               split_f=split_batch_multi_inputs, *, animator=None, progress=None):
+               split_f=split_batch_multi_inputs, *, animator=None, progress=None,
+               checkpoints=None):
     """Train a classifier for ``num_epochs``; print and return loss and accuracies.
 
     Prints ``loss x, train acc y, test acc z`` and ``N examples/sec on
     [devices]``; plots them by epoch on ``animator`` (created if None).
-    ``progress`` is called after each batch.
+    ``progress`` is called after each batch. ``checkpoints``
+    (:class:`d2l_nli.TrainingCheckpoints`) saves the whole state every few
+    steps and after each epoch, and resumes from it. A NaN or infinite loss
+    stops the run with :class:`d2l_nli.TrainingDivergedError`.
     """
     from .plot import Animator
+    from .resume import check_finite
 
     devices = devices or try_all_gpus()
     num_batches = len(train_iter)
@@ -251,31 +312,66 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
         animator = Animator(xlabel='epoch', xlim=[1, num_epochs], ylim=[0, 1],
                             legend=['train loss', 'train acc', 'test acc'])
     points_per_epoch = min(5, num_batches)
-    timer, num_examples = Timer(), 0  # times the training batches only
-    for epoch in range(num_epochs):
-        metric = Accumulator(3)  # loss sum, correct, examples
+    every_point = max(1, num_batches // points_per_epoch)
+    # Only the training batches are timed, not the evaluation.
+    timer, num_examples, seconds, step = Timer(), 0, 0.0, 0
+    metric = Accumulator(3)  # loss sum, correct, examples (of the current epoch)
+    first_epoch, first_batch, test_acc = 0, 0, None
+    state = _restore(checkpoints, net, trainer, train_iter)
+    if state:
+        step, num_examples, seconds = state['step'], state['num_examples'], state['seconds']
+        first_epoch, first_batch = state['epoch'], state['batch']
+        metric.data, test_acc = state['metric'], state['test_acc']
+        _replay(animator, state['curve'])
+        train_iter.seek(*state['position'])
+        print(f'resuming at epoch {first_epoch + 1}, batch {first_batch} from '
+              f'{checkpoints.saved}')
+
+    def save(position, epoch, batch):
+        checkpoints.save(step, net, trainer, {
+            'position': position, 'epoch': epoch, 'batch': batch, 'metric': metric.data,
+            'test_acc': test_acc, 'num_examples': num_examples, 'seconds': seconds,
+            'curve': _curve(animator)})
+        checkpoints.reseed(step)
+
+    for epoch in range(first_epoch, num_epochs):
+        start = first_batch if epoch == first_epoch else 0
+        if start == 0:
+            metric.reset()
         pending = []
+        pass_no = getattr(train_iter, 'position', (0, 0))[0]
         timer.start()
-        for i, (features, labels) in enumerate(train_iter):
+        for i, (features, labels) in enumerate(train_iter, start=start):
             pending.append(train_batch_ch13(net, features, labels, loss, trainer, devices,
                                             split_f))
             metric.add(0, 0, len(labels))
             num_examples += len(labels)
+            step += 1
             if progress:
                 progress(1)
-            if (i + 1) % max(1, num_batches // points_per_epoch) == 0 or i + 1 == num_batches:
-                for l_sum, correct in pending:  # one sync per plotted point
+            point = (i + 1) % every_point == 0 or i + 1 == num_batches
+            mid_save = checkpoints and checkpoints.due(step) and i + 1 < num_batches
+            if point or mid_save:
+                for l_sum, correct in pending:  # one sync per plotted point or save
                     metric.add(l_sum.item(), correct.item(), 0)
                 pending = []
+                check_finite({'training loss': metric[0] / metric[2]}, step, checkpoints)
+            if point:
                 animator.add(epoch + (i + 1) / num_batches,
                              (metric[0] / metric[2], metric[1] / metric[2], None))
-        timer.stop()  # the last point's .item() waited for the epoch's work
+            if mid_save:
+                seconds += timer.stop()
+                save([pass_no, i + 1], epoch, i + 1)
+                timer.start()
+        seconds += timer.stop()  # the last point's .item() waited for the epoch's work
         test_acc = evaluate_accuracy_gpus(net, test_iter, split_f, devices)
         animator.add(epoch + 1, (None, None, test_acc))
-    seconds = timer.sum()
+        if checkpoints:
+            save([pass_no + 1, 0], epoch + 1, 0)
     animator.show()
-    metrics = {'train_loss': metric[0] / metric[2], 'train_acc': metric[1] / metric[2],
-               'test_acc': test_acc, 'examples_per_sec': num_examples / seconds,
+    examples = max(metric[2], 1)
+    metrics = {'train_loss': metric[0] / examples, 'train_acc': metric[1] / examples,
+               'test_acc': test_acc, 'examples_per_sec': num_examples / max(seconds, 1e-9),
                'seconds': seconds, 'epochs': num_epochs,
                'devices': [str(d) for d in devices]}
     print(f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "

@@ -5,6 +5,7 @@ demo-corpus generator in the official file formats.
 """
 import http.server
 import threading
+import time
 
 import pytest
 
@@ -22,12 +23,21 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         server = self.server
         server.requests.append(self.path)
         status, body, cut = server.routes.get(self.path, (404, b'not found', None))
+        if cut == 'stall':  # accept the request, never answer (until the test ends)
+            server.stop.wait(60)
+            return
         self.send_response(status)
         self.send_header('Content-Type', 'application/zip' if status == 200 else 'text/html')
         self.send_header('Content-Length', str(len(body)))
         self.end_headers()
         # A "cut" route announces the whole body but sends only part of it,
         # then drops the connection, as a broken proxy would.
+        if cut == 'slow':  # the whole body, in small pieces over about a second
+            for i in range(0, len(body), max(1, len(body) // 50)):
+                self.wfile.write(body[i:i + max(1, len(body) // 50)])
+                self.wfile.flush()
+                time.sleep(0.02)
+            return
         self.wfile.write(body[:cut] if cut is not None else body)
         if cut is not None:
             self.close_connection = True
@@ -38,12 +48,19 @@ class _Handler(http.server.BaseHTTPRequestHandler):
 
 @pytest.fixture
 def http_server():
-    """A server on 127.0.0.1; set ``server.routes[path] = (status, body, cut)``."""
+    """A server on 127.0.0.1; set ``server.routes[path] = (status, body, cut)``.
+
+    ``cut``: None (send it all), a byte count (send that much, then drop the
+    connection), ``'slow'`` (send it all over about a second) or
+    ``'stall'`` (never answer).
+    """
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
-    server.routes, server.requests = {}, []
+    server.daemon_threads, server.block_on_close = True, False
+    server.routes, server.requests, server.stop = {}, [], threading.Event()
     server.url = f'http://127.0.0.1:{server.server_address[1]}'
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     yield server
+    server.stop.set()
     server.shutdown()
     server.server_close()

@@ -115,6 +115,8 @@ def test_classifier_round_trip_and_predictions(pretrained, tmp_path):
         d.predict_nli(loaded, loaded_vocab, '  ', 'x')
     with pytest.raises(ValueError, match='exceeds the 32 positions'):
         d.predict_nli(loaded, loaded_vocab, 'a', 'b', max_len=64)
+    with pytest.raises(ValueError, match='max_len=2 is too small for a sentence pair'):
+        d.predict_nli(loaded, loaded_vocab, 'a', 'b', max_len=2)
 
 
 def test_a_classifier_class_defined_in_a_notebook_can_be_saved(tmp_path):

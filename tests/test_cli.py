@@ -77,6 +77,10 @@ def test_evaluate_and_predict(tiny_run, demo_root):
     (['pretrain', '--max-len', '3'], 'must be at least 5'),
     (['finetune', '--pretrained', 'x', '--batch-size', '0'], 'must be at least 1'),
     (['pretrain', '--lr', '-1'], 'must be positive'),
+    (['pretrain', '--devices', 'gpu:3'], 'GPU 3 requested but no GPU found'),
+    (['pretrain', '--devices', 'cpu:0,cpu:0'], 'listed twice'),
+    (['pretrain', '--checkpoint-every', '-1'], 'must be at least 0'),
+    (['predict', '--model', 'x', '--max-len', '3', 'a', 'b'], 'must be at least 5'),
 ])
 def test_bad_options_are_refused(tmp_path, args, message):
     result = _run(*args, '--data-dir', tmp_path)
@@ -94,3 +98,44 @@ def test_help_lists_every_command():
     assert result.returncode == 0
     for command in ('demo', 'pretrain', 'finetune', 'evaluate', 'predict'):
         assert command in result.stdout
+
+
+# ------------------------------------------------ bad input: the command line
+
+@pytest.mark.parametrize('args, message', [
+    (['pretrain', '--num-hiddens', '10', '--num-heads', '3'],
+     'num_hiddens=10 must be divisible by num_heads=3'),
+    (['pretrain', '--dropout', '1.5'], 'dropout must be in [0, 1)'),
+])
+def test_impossible_model_sizes_are_refused(tmp_path, demo_root, args, message):
+    result = _run(*args, '--num-steps', 1, '--data-dir', demo_root, '--out', tmp_path / 'out')
+    assert result.returncode == 1 and f'error: {message}' in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+def test_max_len_beyond_the_pretrained_positions(tiny_run, demo_root, tmp_path):
+    out, _, _ = tiny_run
+    result = _run('finetune', '--data-dir', demo_root, '--pretrained', out / 'bert',
+                  '--max-len', 600, '--out', tmp_path / 'clf')
+    assert result.returncode == 1
+    assert 'max_len=600 is more than the 512 positions' in result.stderr
+    result = _run('evaluate', '--data-dir', demo_root, '--model', out / 'clf', '--max-len', 600)
+    assert result.returncode == 1 and 'use --max-len 512 or less' in result.stderr
+    assert not list(tmp_path.iterdir())
+
+
+@pytest.mark.parametrize('premise, hypothesis, message', [
+    ('', 'A man sleeps.', 'error: the premise is empty; give a sentence'),
+    ('A man sleeps.', '   ', 'error: the hypothesis is empty; give a sentence'),
+    ('Ein Mann schläft — café, 你好, 🙂.', 'A man sleeps.', None),
+    ('A man sleeps.', ' '.join(['word'] * 20_000), None),
+])
+def test_predict_takes_any_text_and_refuses_empty_sentences(tiny_run, premise, hypothesis,
+                                                            message):
+    out, _, _ = tiny_run
+    result = _run('predict', '--model', out / 'clf', '--max-len', 40, premise, hypothesis)
+    if message:
+        assert result.returncode == 1 and message in result.stderr
+    else:
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.split()[0] in ('entailment', 'contradiction', 'neutral')

@@ -210,3 +210,96 @@ def test_extraction_refuses_bad_archives(tmp_path):
 def test_unknown_dataset_name():
     with pytest.raises(KeyError, match='knows'):
         d2l_nli.download('MNLI')
+
+
+# ------------------------------------------------ bad input: more archives and networks
+
+def test_an_html_page_served_as_the_zip(hub, http_server, demo_root, tmp_path):
+    """A captive portal or proxy answering 200 with its own page."""
+    hub(_snli_zip(demo_root))
+    http_server.routes['/mirror/snli_1.0.zip'] = (200, b'<html>Please log in</html>', None)
+    with pytest.raises(DownloadError, match='snli_1.0.zip: the downloaded file has the wrong '
+                                            'SHA-1'):
+        download_extract('SNLI', retries=1)
+    _assert_nothing_trusted(tmp_path)
+
+
+def _lie_about_size(body, declared):
+    """The zip ``body`` with its first member's size in the central directory set to ``declared``."""
+    at = body.index(b'PK\x01\x02') + 24  # central directory: uncompressed size
+    return body[:at] + declared.to_bytes(4, 'little') + body[at + 4:]
+
+
+def test_a_member_larger_than_declared_is_refused(tmp_path):
+    archive = tmp_path / 'snli_1.0.zip'
+    archive.write_bytes(_lie_about_size(_zip({'snli_1.0/snli_1.0_train.txt': b'0' * 100_000}),
+                                        100))
+    with pytest.raises(DownloadError, match="member 'snli_1.0/snli_1.0_train.txt' is damaged"):
+        extract_archive(archive, tmp_path, 'snli_1.0', max_bytes=1000)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ['snli_1.0.zip']
+
+
+def _closed_port():
+    import socket
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def test_connection_refused_moves_on_to_the_next_mirror(hub, http_server, demo_root,
+                                                        monkeypatch):
+    body = _snli_zip(demo_root)
+    sha1 = hub(body)
+    dead = f'http://127.0.0.1:{_closed_port()}/snli_1.0.zip'
+    monkeypatch.setitem(DATA_HUB, 'SNLI', dataclasses.replace(
+        DATA_HUB['SNLI'], sha1=sha1, urls=(dead, http_server.url + '/ok/snli_1.0.zip')))
+    http_server.routes['/ok/snli_1.0.zip'] = (200, body, None)
+    assert download('SNLI', retries=1).is_file()
+    monkeypatch.setitem(DATA_HUB, 'SNLI', dataclasses.replace(DATA_HUB['SNLI'], urls=(dead,)))
+    monkeypatch.delenv('D2L_NLI_MIRROR')
+    with pytest.raises(DownloadError, match=f'{dead}: ConnectionError'):
+        download('SNLI', data_dir=demo_root.parent / 'elsewhere', retries=1)
+
+
+def test_a_stalled_server_times_out(hub, http_server, demo_root, tmp_path):
+    import time
+    hub(_snli_zip(demo_root))
+    http_server.routes['/mirror/snli_1.0.zip'] = (200, b'', 'stall')
+    start = time.monotonic()
+    with pytest.raises(DownloadError, match='snli_1.0.zip: (ReadTimeout|ConnectionError).*'
+                                            'timed out'):
+        download_extract('SNLI', retries=1, timeout=(2, 1))
+    assert time.monotonic() - start < 15
+    _assert_nothing_trusted(tmp_path)
+
+
+_DOWNLOAD = '''
+import dataclasses, sys
+import d2l_nli
+d2l_nli.DATA_HUB['SNLI'] = dataclasses.replace(d2l_nli.DATA_HUB['SNLI'], sha1=sys.argv[1], urls=())
+print(d2l_nli.download_extract('SNLI', retries=1))
+'''
+
+
+def test_two_processes_downloading_at_once_end_with_one_good_copy(http_server, demo_root,
+                                                                  tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    body = _snli_zip(demo_root)
+    http_server.routes['/mirror/snli_1.0.zip'] = (200, body, 'slow')
+    env = dict(os.environ, D2L_NLI_MIRROR=http_server.url + '/mirror/',
+               D2L_NLI_DATA=str(tmp_path / 'data'))
+    procs = [subprocess.Popen([sys.executable, '-c', _DOWNLOAD, hashlib.sha1(body).hexdigest()],
+                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outputs
+    assert len(http_server.requests) == 2  # both downloaded, at the same time
+    data = tmp_path / 'data'
+    assert hashlib.sha1((data / 'snli_1.0.zip').read_bytes()).digest() == hashlib.sha1(body).digest()
+    assert _files(data) == ['snli_1.0', 'snli_1.0.zip'] + [
+        f'snli_1.0/snli_1.0_{s}.{e}' for s in ('dev', 'test', 'train') for e in ('jsonl', 'txt')]
+    assert read_snli(data / 'snli_1.0', split='dev') == read_snli(demo_root / 'snli_1.0',
+                                                                  split='dev')

@@ -44,3 +44,21 @@ def test_environment_yml_installs_the_cpu_extra_on_python_311():
     env = (ROOT / 'environment.yml').read_text()
     assert '- python=3.11' in env and '- -e .[cpu,test]' in env
     assert '# - -e .[gpu,test]' in env
+
+
+def test_every_test_named_in_the_troubleshooting_table_exists():
+    """The README's bad-input table points at tests; they must exist (and so run in CI)."""
+    readme = (ROOT / 'README.md').read_text()
+    table = readme.split('### Bad input: what you see and what to do', 1)[1].split('\n## ', 1)[0]
+    names = re.findall(r'`(?:[\w.]+::)?(test_\w+\*?)`', table)
+    assert len(names) > 30
+    defined = set()
+    for path in (ROOT / 'tests').glob('test_*.py'):
+        defined |= set(re.findall(r'^def (test_\w+)', path.read_text(), re.M))
+    for name in names:
+        if name.endswith('*'):
+            assert any(d.startswith(name[:-1]) for d in defined), name
+        else:
+            assert name in defined, name
+    rows = [line for line in table.splitlines() if line.startswith('| ') and '**' not in line]
+    assert all(line.count(' | ') == 3 for line in rows[2:]), 'each row: input, message, fix, test'

@@ -158,3 +158,18 @@ def test_snli_bert_dataset_builds_a_vocab_and_batches(demo_root):
     assert valid_lens.shape == labels.shape == (50,)
     seen = onp.concatenate([b[1].asnumpy() for b in batches])
     assert sorted(seen.tolist()) == sorted(ds.labels.tolist())
+
+
+# ------------------------------------------------ bad input: data files
+
+def test_an_extremely_long_sentence_is_read_and_truncated(tmp_path):
+    long = ' '.join(['word'] * 200_000)
+    _write(tmp_path, 'train', [HEADER, _row('neutral', long, 'A man .'),
+                               _row('entailment', 'A b .', long)])
+    premises, hypotheses, labels = read_snli(tmp_path)
+    assert len(premises[0].split()) == 200_000 and labels == [2, 0]
+    ds = SNLIBERTDataset((premises, hypotheses, labels), 16, _vocab(), verbose=False)
+    assert ds.valid_lens.tolist() == [16, 16]
+    # Both sides keep at least one token; the long side gives way.
+    tokens = _vocab().to_tokens(ds.token_ids[0])
+    assert tokens[:2] == ['<cls>', '<unk>'] and tokens[-5:] == ['<sep>', 'a', 'man', '<unk>', '<sep>']

@@ -159,3 +159,16 @@ def test_num_pairs_keeps_a_sample_and_the_whole_vocabulary(demo_root):
     assert all((a[:10] == b).all() for a, b in zip(full_iter.arrays, part_iter.arrays))
     with pytest.raises(ValueError, match='num_pairs'):
         load_data_wiki(8, 48, data_dir=demo_root, num_pairs=0)
+
+
+# ------------------------------------------------ bad input: data files
+
+def test_an_extremely_long_paragraph_makes_no_pair_and_breaks_nothing(tmp_path):
+    words = ' '.join(['word'] * 100_000)
+    (tmp_path / 'wikitext-2').mkdir()
+    (tmp_path / 'wikitext-2' / 'wiki.train.tokens').write_text(
+        f' {words} . {words} . \n' + ' the cat sat . the dog ran . \n' * 20)
+    train_iter, vocab = load_data_wiki(4, 16, data_dir=tmp_path)
+    # One pair per short paragraph, less those whose random next sentence is a long one.
+    assert 15 <= train_iter.num_examples <= 20 and 'word' in vocab.token_to_idx
+    assert all(int(batch[2].max()) <= 16 for batch in train_iter)
