@@ -22,6 +22,8 @@ from .config import PRESETS, FinetuneConfig, ModelConfig, PretrainConfig, RunPre
 from .democorpus import DEMO_PRESETS, DemoCorpusConfig, ensure_demo_corpus, write_demo_corpus  # noqa: E402
 from .devices import (GPUNotUsableError, describe_devices, parse_devices, try_all_gpus,  # noqa: E402
                       try_gpu)
+from .distributed import (KVSTORES, DistributedError, create_kvstore, make_trainer,  # noqa: E402
+                          worker_info)
 from .errors import (CheckpointError, D2LNLIError, DataFormatError, DownloadError,  # noqa: E402
                      TrainingDivergedError)
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402

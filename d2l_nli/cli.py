@@ -53,7 +53,7 @@ def _write_metrics(path, command, args, devices, metrics):
 
     if not path:
         return
-    options = {k: v for k, v in vars(args).items() if k not in ('func', 'metrics_json')}
+    options = {k: v for k, v in vars(args).items() if k not in ('func', 'metrics_json', 'kv')}
     record = {'command': command, 'd2l_nli_version': __version__,
               'devices': [str(d) for d in devices], 'options': options, **metrics}
     with atomic_write(path) as f:
@@ -77,18 +77,46 @@ def _finetune_config(args, **extra):
 
 
 def _training_state(args):
-    """Keyword arguments of the pipeline for checkpoints and resuming."""
+    """Keyword arguments of the pipeline: kvstore, checkpoints and resuming."""
+    from .distributed import is_distributed
+
+    if is_distributed(args.kv):
+        if args.resume:
+            raise ValueError('--resume is not possible with a distributed kvstore: the '
+                             "optimizer's state lives on the parameter servers and is not "
+                             'saved. Start the run again (or resume it on one machine).')
+        return {'kvstore': args.kv, 'checkpoint_dir': None}
     out = Path(args.out)
     folder = Path(args.checkpoint_dir) if args.checkpoint_dir else \
         out.with_name(out.name + '.training')
-    return {'checkpoint_dir': folder, 'checkpoint_every': args.checkpoint_every,
-            'resume': args.resume}
+    return {'kvstore': args.kv, 'checkpoint_dir': folder,
+            'checkpoint_every': args.checkpoint_every, 'resume': args.resume}
 
 
-def _finished(state):
-    """The final model is saved: the run's training checkpoints have served."""
+def _chief(args):
+    """Whether this process writes files: always, except workers of rank > 0."""
+    from .distributed import worker_info
+    return worker_info(args.kv)[0] == 0
+
+
+def _finished(args, state, net, devices, metrics, command, saved):
+    """After training: rank 0 saves and reports; every worker prints its checksum."""
+    from .distributed import parameter_fingerprint, worker_info
     from .resume import TrainingCheckpoints
-    TrainingCheckpoints(state['checkpoint_dir'], None).remove_all()
+
+    rank, num_workers = worker_info(args.kv)
+    if num_workers > 1:
+        total, squares = parameter_fingerprint(net)
+        # The launcher prefixes each line with its worker: equal numbers, same model.
+        print(f'rank {rank} of {num_workers}: parameter checksum {total:.10e} '
+              f'{squares:.10e}')
+    if rank != 0:
+        return
+    saved()
+    if state.get('checkpoint_dir') is not None:
+        # The final model is saved: the run's training checkpoints have served.
+        TrainingCheckpoints(state['checkpoint_dir'], None).remove_all()
+    _write_metrics(args.metrics_json, command, args, devices, metrics)
 
 
 def pretrain(args, devices):
@@ -99,11 +127,13 @@ def pretrain(args, devices):
     cfg = PretrainConfig(args.batch_size, args.max_len, args.num_steps, args.lr)
     state = _training_state(args)
     bert, vocab, metrics = run(args.data_dir, _model_config(args), cfg, devices,
-                               seed=args.seed, plot_path=args.plot, **state)
-    save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg)})
-    _finished(state)
-    print(f'pretrained BERT saved to {args.out}')
-    _write_metrics(args.metrics_json, 'pretrain', args, devices, metrics)
+                               seed=args.seed, plot_path=args.plot if _chief(args) else None,
+                               **state)
+
+    def saved():
+        save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg)})
+        print(f'pretrained BERT saved to {args.out}')
+    _finished(args, state, bert, devices, metrics, 'pretrain', saved)
 
 
 def finetune(args, devices):
@@ -114,11 +144,13 @@ def finetune(args, devices):
     bert, vocab = load_pretrained(args.pretrained, devices)
     state = _training_state(args)
     net, metrics = run(args.data_dir, bert, vocab, cfg, devices, seed=args.seed,
-                       split=args.split, plot_path=args.plot, **state)
-    save_checkpoint(args.out, net, vocab, extra={'finetune': dataclasses.asdict(cfg)})
-    _finished(state)
-    print(f'fine-tuned classifier saved to {args.out}')
-    _write_metrics(args.metrics_json, 'finetune', args, devices, metrics)
+                       split=args.split, plot_path=args.plot if _chief(args) else None,
+                       **state)
+
+    def saved():
+        save_checkpoint(args.out, net, vocab, extra={'finetune': dataclasses.asdict(cfg)})
+        print(f'fine-tuned classifier saved to {args.out}')
+    _finished(args, state, net, devices, metrics, 'finetune', saved)
 
 
 def evaluate(args, devices):
@@ -200,6 +232,15 @@ def _snli_options(p, cfg):
                    help='how to cut pairs longer than --max-len (default: longest_first)')
 
 
+def _kvstore_option(p):
+    from .distributed import KVSTORES
+    p.add_argument('--kvstore', choices=KVSTORES, default='device',
+                   help='how gradients are summed: device/local (the devices of this '
+                        'process), dist_sync/dist_device_sync (several processes or '
+                        'machines, started by python -m d2l_nli.launch; --batch-size is '
+                        'then shared by the workers) (default: device)')
+
+
 def _resume_options(p, every, unit):
     p.add_argument('--checkpoint-every', type=_int_at_least(0), default=every, metavar='STEPS',
                    help=f'save the whole training state every STEPS steps{unit} (default: '
@@ -242,6 +283,7 @@ def build_parser():
                    help='checkpoint folder to write (default: checkpoints/bert)')
     p.add_argument('--plot', metavar='PATH', help='save the loss plot (.png or .svg)')
     _resume_options(p, 100, '')
+    _kvstore_option(p)
     p.set_defaults(func=pretrain)
 
     p = sub.add_parser('finetune', help='fine-tune a pretrained BERT on SNLI')
@@ -259,6 +301,7 @@ def build_parser():
                    help='classifier folder to write (default: checkpoints/classifier)')
     p.add_argument('--plot', metavar='PATH', help='save the training plot (.png or .svg)')
     _resume_options(p, 0, ', and after each epoch (0: after each epoch only)')
+    _kvstore_option(p)
     p.set_defaults(func=finetune)
 
     p = sub.add_parser('evaluate', help='accuracy of a fine-tuned classifier')
@@ -289,6 +332,8 @@ def main(argv=None):
         print(f'error: --devices: {err}', file=sys.stderr)
         return 2
     try:
+        from .distributed import create_kvstore
+        args.kv = create_kvstore(getattr(args, 'kvstore', 'device'))
         args.func(args, devices)
     except (D2LNLIError, ValueError) as err:
         print(f'error: {err}', file=sys.stderr)

@@ -91,6 +91,7 @@ class BatchLoader:
         if lengths is not None and len(lengths) != num_examples:
             raise ValueError(f'lengths has {len(lengths)} entries for {num_examples} examples')
         self._num_examples = num_examples
+        self._examples = None  # the indices of this worker's shard (see shard)
         self.batch_size = batch_size
         self.make_batch = make_batch
         self.shuffle = shuffle
@@ -104,7 +105,25 @@ class BatchLoader:
 
     @property
     def num_examples(self):
-        return self._num_examples
+        return self._num_examples if self._examples is None else len(self._examples)
+
+    def shard(self, index, count):
+        """Read only shard ``index`` of ``count`` (a distributed worker's part); returns self.
+
+        Shard ``i`` holds examples ``i, i + count, i + 2 count, ...``; the last
+        ``n % count`` examples are left out so that every shard has the same
+        size, hence the same number of batches of the same sizes (workers
+        that sum gradients step by step must never wait for each other).
+        """
+        if not (isinstance(count, int) and count >= 1 and isinstance(index, int)
+                and 0 <= index < count):
+            raise ValueError(f'shard {index!r} of {count!r}: need 0 <= index < count')
+        usable = self._num_examples - self._num_examples % count
+        if usable < count:
+            raise ValueError(f'{self._num_examples} examples cannot be shared by {count} '
+                             'workers')
+        self._examples = onp.arange(index, usable, count)
+        return self
 
     def __len__(self):
         """Number of batches in one pass."""
@@ -116,8 +135,13 @@ class BatchLoader:
         rng = onp.random.default_rng((self.seed, self.epoch)) if self.shuffle else None
         self.epoch += 1
         skip, self._skip = self._skip, 0
-        return batch_indices(self.num_examples, self.batch_size, rng, self.lengths,
-                             self.bucket, self.last_batch)[skip:]
+        if self._examples is None:
+            return batch_indices(self.num_examples, self.batch_size, rng, self.lengths,
+                                 self.bucket, self.last_batch)[skip:]
+        lengths = None if self.lengths is None else onp.asarray(self.lengths)[self._examples]
+        local = batch_indices(len(self._examples), self.batch_size, rng, lengths, self.bucket,
+                              self.last_batch)[skip:]
+        return [self._examples[b] for b in local]
 
     @property
     def position(self):

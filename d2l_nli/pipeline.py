@@ -15,6 +15,7 @@ from mxnet import gluon, init
 
 from .checkpoint import load_pretrained
 from .classifier import BERTClassifier
+from .distributed import make_trainer
 from .hub import download_extract
 from .model import BERTModel
 from .plot import Animator
@@ -65,19 +66,35 @@ def _checkpoints(folder, vocab, every, resume, seed, settings):
                                settings=dict(settings, seed=seed))
 
 
+def _per_worker(batch_size, kvstore):
+    """``(rank, num_workers, batch per worker)``: the batch is shared by the workers."""
+    from .distributed import worker_info
+
+    rank, num_workers = worker_info(kvstore)
+    if batch_size % num_workers:
+        raise ValueError(f'the batch of {batch_size} cannot be shared equally by '
+                         f'{num_workers} workers; use a multiple of {num_workers}')
+    return rank, num_workers, batch_size // num_workers
+
+
 def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=True,
-             checkpoint_dir=None, checkpoint_every=100, resume=False):
+             checkpoint_dir=None, checkpoint_every=100, resume=False, kvstore='device'):
     """Pretrain a BERT on ``<data_dir>/wikitext-2``: returns ``(bert, vocab, metrics)``.
 
     ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
     :class:`~d2l_nli.PretrainConfig`. With ``checkpoint_dir``, the whole
     training state is saved there every ``checkpoint_every`` steps, and
     ``resume=True`` continues from the newest one (see
-    :class:`~d2l_nli.TrainingCheckpoints`).
+    :class:`~d2l_nli.TrainingCheckpoints`). With a distributed ``kvstore``
+    (:mod:`d2l_nli.distributed`) each worker trains on its shard with
+    ``cfg.batch_size / num_workers`` pairs per step.
     """
     seed_everything(seed)
-    train_iter, vocab = load_data_wiki(cfg.batch_size, cfg.max_len, data_dir=data_dir, seed=seed,
+    rank, num_workers, batch_size = _per_worker(cfg.batch_size, kvstore)
+    train_iter, vocab = load_data_wiki(batch_size, cfg.max_len, data_dir=data_dir, seed=seed,
                                        num_pairs=cfg.num_pairs)
+    if num_workers > 1:
+        train_iter.shard(rank, num_workers)
     bert = BERTModel(len(vocab), max_len=max(cfg.max_len, 512), **dataclasses.asdict(model))
     bert.initialize(init.Xavier(), ctx=devices)
     log_probs, entropy = mlm_unigram(train_iter, len(vocab))
@@ -85,7 +102,7 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
         bert.init_mlm_bias(log_probs)
     bert.hybridize(static_alloc=True)
     trainer = pretraining_trainer(bert.collect_params(), cfg.lr, cfg.num_steps,
-                                  cfg.warmup_steps)
+                                  cfg.warmup_steps, kvstore)
     animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
                         legend=['mlm', 'nsp'])
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
@@ -94,7 +111,8 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     with _progress(cfg.num_steps, 'pretraining', progress) as update:
         metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
                              cfg.num_steps, trainer=trainer, animator=animator,
-                             progress=lambda step: update(1), checkpoints=checkpoints)
+                             progress=lambda step: update(1), checkpoints=checkpoints,
+                             kvstore=kvstore)
     metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab),
                    unigram_entropy=entropy)
     if plot_path:
@@ -143,26 +161,32 @@ def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):
 
 
 def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_path=None,
-             progress=True, checkpoint_dir=None, checkpoint_every=0, resume=False):
+             progress=True, checkpoint_dir=None, checkpoint_every=0, resume=False,
+             kvstore='device'):
     """Fine-tune ``BERTClassifier(bert)`` on SNLI: returns ``(net, metrics)``.
 
     ``bert`` is a ``BERTModel`` or a checkpoint folder; ``cfg`` a
     :class:`~d2l_nli.FinetuneConfig`; accuracy is measured on ``split``.
     With ``checkpoint_dir``, the whole training state is saved there after
     each epoch and every ``checkpoint_every`` steps (0: epochs only), and
-    ``resume=True`` continues from the newest one.
+    ``resume=True`` continues from the newest one. With a distributed
+    ``kvstore`` each worker trains on its shard with ``cfg.batch_size /
+    num_workers`` pairs per step.
     """
     if not isinstance(bert, BERTModel):
         bert, vocab = load_pretrained(bert, devices)
     _check_positions(cfg, bert.config)
     seed_everything(seed)
     train_set, test_set = _snli_sets(data_dir, vocab, cfg, split, seed)
-    train_iter = train_set.loader(cfg.batch_size, shuffle=True, seed=seed)
+    rank, num_workers, batch_size = _per_worker(cfg.batch_size, kvstore)
+    train_iter = train_set.loader(batch_size, shuffle=True, seed=seed)
+    if num_workers > 1:
+        train_iter.shard(rank, num_workers)
     test_iter = test_set.loader(cfg.batch_size)
     net = BERTClassifier(bert)
     net.classifier.initialize(init.Xavier(), ctx=devices)
     net.hybridize(static_alloc=True)
-    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': cfg.lr})
+    trainer = make_trainer(net.collect_params(), 'adam', {'learning_rate': cfg.lr}, kvstore)
     animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs], ylim=[0, 1],
                         legend=['train loss', 'train acc', 'test acc'])
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
@@ -172,7 +196,7 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
         metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                              trainer, cfg.num_epochs, devices, animator=animator,
-                             progress=update, checkpoints=checkpoints)
+                             progress=update, checkpoints=checkpoints, kvstore=kvstore)
     metrics.update(num_train=len(train_set), num_test=len(test_set), split=split)
     if plot_path:
         animator.save(plot_path)

@@ -87,7 +87,7 @@ def evaluate_accuracy_gpus(net, data_iter, split_f=split_batch_multi_inputs, dev
     return sum(c.item() for c in correct) / max(total, 1)
 
 
-def pretraining_trainer(params, lr, num_steps, warmup_steps=0):
+def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device'):
     """Adam for ``num_steps`` steps; with ``warmup_steps``, warm-up and decay.
 
     ``warmup_steps=0`` is the chapter's constant learning rate. Otherwise the
@@ -106,7 +106,8 @@ def pretraining_trainer(params, lr, num_steps, warmup_steps=0):
         options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
             num_steps, base_lr=lr, pwr=1, final_lr=lr / 10, warmup_steps=warmup_steps,
             warmup_begin_lr=0.0)
-    return gluon.Trainer(params, 'adam', options)
+    from .distributed import make_trainer
+    return make_trainer(params, 'adam', options, kvstore)
 
 
 def _bert_losses(net, loss, vocab_size, shards, mlm_totals, batch_size):
@@ -175,6 +176,31 @@ def _replay(animator, curve):
             animator.add(x, values)
 
 
+def _workers(trainer, kvstore, checkpoints, plan):
+    """``(rank, num_workers)`` of this process; across machines, checks the workers agree.
+
+    ``plan``: numbers every worker must share (batches per pass, steps...),
+    else one worker would wait forever for the others at the end.
+    """
+    from .distributed import DistributedError, check_same, trainer_kvstore, worker_info
+
+    kvstore = trainer_kvstore(trainer) if kvstore is None else kvstore
+    rank, num_workers = worker_info(kvstore)
+    if num_workers > 1:
+        if checkpoints is not None:
+            raise DistributedError(
+                'training checkpoints cannot be saved with a distributed kvstore: the '
+                "optimizer's state lives on the parameter servers. Train without them "
+                '(the final model is saved by rank 0).')
+        check_same(kvstore, 'batches per pass and the length of the run', plan)
+    return rank, num_workers
+
+
+def _where(devices, num_workers):
+    where = describe_devices(devices)
+    return where if num_workers == 1 else f'{num_workers} workers, each on {where}'
+
+
 def _restore(checkpoints, net, trainer, train_iter):
     """The saved loop state to resume from (None: start), after loading net and trainer."""
     if checkpoints is None:
@@ -187,7 +213,8 @@ def _restore(checkpoints, net, trainer, train_iter):
 
 
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,
-               trainer=None, animator=None, log_every=None, progress=None, checkpoints=None):
+               trainer=None, animator=None, log_every=None, progress=None, checkpoints=None,
+               kvstore=None):
     """Pretrain ``net`` (a ``BERTModel``) for ``num_steps`` minibatches.
 
     Prints ``MLM loss x, NSP loss y`` and ``N sentence pairs/sec on
@@ -198,11 +225,18 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     ``checkpoints`` (:class:`d2l_nli.TrainingCheckpoints`) saves the whole
     state every few steps and at the end, and resumes from it. A NaN or
     infinite loss stops the run with :class:`d2l_nli.TrainingDivergedError`.
+    ``kvstore`` (default: the trainer's, else ``'device'``): with a
+    distributed kvstore each worker passes its own shard as ``train_iter``
+    and the gradients of all workers' batches are averaged; only rank 0
+    prints and plots. The printed losses are rank 0's.
     """
+    from .distributed import make_trainer
     from .plot import Animator
     from .resume import check_finite
 
-    trainer = trainer or gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': lr})
+    trainer = trainer or make_trainer(net.collect_params(), 'adam', {'learning_rate': lr},
+                                      kvstore or 'device')
+    rank, num_workers = _workers(trainer, kvstore, checkpoints, [len(train_iter), num_steps])
     if animator is None:
         animator = Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
                             legend=['mlm', 'nsp'])
@@ -233,7 +267,8 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
             with autograd.record():
                 mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size, shards, shard_totals,
                                               batch_size)
-                ls = [m + n for m, n in zip(mlm_ls, nsp_ls)]
+                # Means over the batch; across machines, the mean of the workers' means.
+                ls = [(m + n) / num_workers for m, n in zip(mlm_ls, nsp_ls)]
             for l in ls:
                 l.backward()
             trainer.step(1)  # losses are already means over the whole batch
@@ -266,32 +301,43 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
             raise ValueError('train_iter yielded no batch: nothing to train on')
     npx.waitall()
     seconds += timer.stop()
-    animator.show()
     metrics = {'mlm_loss': totals[0], 'nsp_loss': totals[1],
-               'pairs_per_sec': num_pairs / max(seconds, 1e-9), 'steps': step,
+               'pairs_per_sec': num_pairs * num_workers / max(seconds, 1e-9), 'steps': step,
                'seconds': seconds, 'devices': [str(d) for d in devices]}
-    print(f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}")
-    print(f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on {describe_devices(devices)}")
+    if rank == 0:
+        animator.show()
+        print(f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}")
+        print(f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on "
+              f"{_where(devices, num_workers)}")
     return metrics
 
 
-def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_multi_inputs):
-    """One data-parallel step; returns (loss sum, number correct) as unsynced scalars."""
+def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_multi_inputs,
+                     num_workers=1):
+    """One data-parallel step; returns (loss sum, number correct) as unsynced scalars.
+
+    With ``num_workers`` > 1 (a distributed kvstore), the step covers every
+    worker's batch of the same size as ``y``.
+    """
     X_shards, y_shards = split_f(X, y, devices)
     with autograd.record():
         preds = [net(X_shard) for X_shard in X_shards]
         ls = [loss(pred, y_shard) for pred, y_shard in zip(preds, y_shards)]
-    for l in ls:
+        if num_workers > 1:
+            # The servers keep the gradient scale of the first step, so the
+            # mean over all workers' examples is taken here, for step(1).
+            scaled = [l / (len(y) * num_workers) for l in ls]
+    for l in (scaled if num_workers > 1 else ls):
         l.backward()
     # step(batch size): the summed per-example gradients become a batch mean.
-    trainer.step(len(y))
+    trainer.step(1 if num_workers > 1 else len(y))
     return (sum(l.sum().as_in_ctx(devices[0]) for l in ls),
             sum(accuracy(p, s).as_in_ctx(devices[0]) for p, s in zip(preds, y_shards)))
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=None,
                split_f=split_batch_multi_inputs, *, animator=None, progress=None,
-               checkpoints=None):
+               checkpoints=None, kvstore=None):
     """Train a classifier for ``num_epochs``; print and return loss and accuracies.
 
     Prints ``loss x, train acc y, test acc z`` and ``N examples/sec on
@@ -299,7 +345,9 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     ``progress`` is called after each batch. ``checkpoints``
     (:class:`d2l_nli.TrainingCheckpoints`) saves the whole state every few
     steps and after each epoch, and resumes from it. A NaN or infinite loss
-    stops the run with :class:`d2l_nli.TrainingDivergedError`.
+    stops the run with :class:`d2l_nli.TrainingDivergedError`. ``kvstore``
+    (default: the trainer's) with a distributed kvstore: each worker
+    passes its own shard as ``train_iter``; only rank 0 prints and plots.
     """
     from .plot import Animator
     from .resume import check_finite
@@ -308,6 +356,7 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     num_batches = len(train_iter)
     if num_batches == 0:
         raise ValueError('train_iter has no batch: nothing to train on')
+    rank, num_workers = _workers(trainer, kvstore, checkpoints, [num_batches, num_epochs])
     if animator is None:
         animator = Animator(xlabel='epoch', xlim=[1, num_epochs], ylim=[0, 1],
                             legend=['train loss', 'train acc', 'test acc'])
@@ -343,7 +392,7 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
         timer.start()
         for i, (features, labels) in enumerate(train_iter, start=start):
             pending.append(train_batch_ch13(net, features, labels, loss, trainer, devices,
-                                            split_f))
+                                            split_f, num_workers))
             metric.add(0, 0, len(labels))
             num_examples += len(labels)
             step += 1
@@ -368,13 +417,16 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
         animator.add(epoch + 1, (None, None, test_acc))
         if checkpoints:
             save([pass_no + 1, 0], epoch + 1, 0)
-    animator.show()
-    examples = max(metric[2], 1)
+    if rank == 0:
+        animator.show()
+    examples = max(metric[2], 1)  # this worker's share of the last epoch
+    num_examples *= num_workers  # the speed of all workers together
     metrics = {'train_loss': metric[0] / examples, 'train_acc': metric[1] / examples,
                'test_acc': test_acc, 'examples_per_sec': num_examples / max(seconds, 1e-9),
                'seconds': seconds, 'epochs': num_epochs,
                'devices': [str(d) for d in devices]}
-    print(f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
-          f"test acc {metrics['test_acc']:.3f}")
-    print(f"{metrics['examples_per_sec']:.1f} examples/sec on {describe_devices(devices)}")
+    if rank == 0:
+        print(f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
+              f"test acc {metrics['test_acc']:.3f}")
+        print(f"{metrics['examples_per_sec']:.1f} examples/sec on {_where(devices, num_workers)}")
     return metrics

@@ -18,6 +18,26 @@ def demo_root(tmp_path_factory):
     return d2l_nli.write_demo_corpus(tmp_path_factory.mktemp('demo'), 'tiny', seed=0)
 
 
+@pytest.fixture(scope='session')
+def demo_run(tmp_path_factory):
+    """The README's main job, run once: ``python -m d2l_nli demo`` (about two minutes).
+
+    Returns ``(data folder, CompletedProcess, metrics dict)``; the demo's
+    checkpoints are in ``<data folder>/demo-demo-v1-seed0/checkpoints``.
+    """
+    import json
+    import subprocess
+    import sys
+
+    folder = tmp_path_factory.mktemp('demo-run')
+    metrics = folder / 'metrics.json'
+    result = subprocess.run([sys.executable, '-m', 'd2l_nli', 'demo', '--data-dir', str(folder),
+                             '--metrics-json', str(metrics)],
+                            capture_output=True, text=True, timeout=1200)
+    assert result.returncode == 0, result.stderr
+    return folder, result, json.loads(metrics.read_text())
+
+
 class _Handler(http.server.BaseHTTPRequestHandler):
     def do_GET(self):  # noqa: N802 (http.server's naming)
         server = self.server

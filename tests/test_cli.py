@@ -13,16 +13,13 @@ def _run(*args, timeout=600):
                           capture_output=True, text=True, timeout=timeout)
 
 
-def test_demo_learns_the_demo_corpus(tmp_path):
+def test_demo_learns_the_demo_corpus(demo_run):
     """The README's main job: offline, end to end, well above chance."""
-    metrics = tmp_path / 'metrics.json'
-    result = _run('demo', '--data-dir', tmp_path, '--metrics-json', metrics)
-    assert result.returncode == 0, result.stderr
-    record = json.loads(metrics.read_text())
+    folder, result, record = demo_run
     assert record['test_acc'] >= DEMO_THRESHOLD, result.stdout
     assert record['pretrain_nsp_loss'] < 0.69 and record['pretrain_mlm_loss'] < 3
     assert record['num_test'] > 500 and record['devices']
-    checkpoints = tmp_path / 'demo-demo-v1-seed0' / 'checkpoints'
+    checkpoints = folder / 'demo-demo-v1-seed0' / 'checkpoints'
     for name in ('bert/config.json', 'classifier/model.params', 'pretrain.svg', 'finetune.svg'):
         assert (checkpoints / name).is_file(), name
     assert 'test accuracy' in result.stdout and 'sentence pairs/sec' in result.stdout
