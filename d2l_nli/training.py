@@ -161,21 +161,6 @@ def _item(x):
     return x if isinstance(x, float) else x.item()
 
 
-def _curve(animator):
-    """The points an animator holds, for a checkpoint."""
-    return {'X': [list(map(float, xs)) for xs in animator.X],
-            'Y': [list(map(float, ys)) for ys in animator.Y]}
-
-
-def _replay(animator, curve):
-    """Give ``animator`` the points of a checkpoint's curve (one add per point)."""
-    for line, (xs, ys) in enumerate(zip(curve['X'], curve['Y'])):
-        for x, y in zip(xs, ys):
-            values = [None] * len(curve['Y'])
-            values[line] = y
-            animator.add(x, values)
-
-
 def _workers(trainer, kvstore, checkpoints, plan):
     """``(rank, num_workers)`` of this process; across machines, checks the workers agree.
 
@@ -201,17 +186,6 @@ def _where(devices, num_workers):
     return where if num_workers == 1 else f'{num_workers} workers, each on {where}'
 
 
-def _restore(checkpoints, net, trainer, train_iter):
-    """The saved loop state to resume from (None: start), after loading net and trainer."""
-    if checkpoints is None:
-        return None
-    if not hasattr(train_iter, 'seek'):
-        raise TypeError('saving checkpoints needs a loader that can resume mid-pass: '
-                        'a d2l_nli BatchLoader/ArrayLoader, load_data_wiki() or '
-                        'SNLIBERTDataset.loader()')
-    return checkpoints.restore(net, trainer)
-
-
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,
                trainer=None, animator=None, log_every=None, progress=None, checkpoints=None,
                kvstore=None):
@@ -232,7 +206,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     """
     from .distributed import make_trainer
     from .plot import Animator
-    from .resume import check_finite
+    from .resume import check_finite, curve_of, replay_curve, restore_for_loop
 
     trainer = trainer or make_trainer(net.collect_params(), 'adam', {'learning_rate': lr},
                                       kvstore or 'device')
@@ -243,11 +217,11 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     log_every = log_every or max(1, num_steps // 50)
     step, num_pairs, seconds, window = 0, 0, 0.0, []
     totals = Accumulator(3)  # MLM loss, NSP loss, steps (of the last logged window)
-    state = _restore(checkpoints, net, trainer, train_iter)
+    state = restore_for_loop(checkpoints, net, trainer, train_iter)
     if state:
         step, num_pairs, seconds = state['step'], state['num_pairs'], state['seconds']
         window, totals.data = [tuple(w) for w in state['window']], state['totals']
-        _replay(animator, state['curve'])
+        replay_curve(animator, state['curve'])
         train_iter.seek(*state['position'])
         print(f'resuming at step {step} of {num_steps} from {checkpoints.saved}')
     timer = Timer()
@@ -293,7 +267,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
                 seconds += timer.stop()
                 checkpoints.save(step, net, trainer, {
                     'num_pairs': num_pairs, 'seconds': seconds, 'window': window,
-                    'totals': totals.data, 'curve': _curve(animator),
+                    'totals': totals.data, 'curve': curve_of(animator),
                     'position': [pass_no, position]})
                 checkpoints.reseed(step)
                 timer.start()
@@ -350,7 +324,7 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     passes its own shard as ``train_iter``; only rank 0 prints and plots.
     """
     from .plot import Animator
-    from .resume import check_finite
+    from .resume import check_finite, curve_of, replay_curve, restore_for_loop
 
     devices = devices or try_all_gpus()
     num_batches = len(train_iter)
@@ -366,12 +340,12 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     timer, num_examples, seconds, step = Timer(), 0, 0.0, 0
     metric = Accumulator(3)  # loss sum, correct, examples (of the current epoch)
     first_epoch, first_batch, test_acc = 0, 0, None
-    state = _restore(checkpoints, net, trainer, train_iter)
+    state = restore_for_loop(checkpoints, net, trainer, train_iter)
     if state:
         step, num_examples, seconds = state['step'], state['num_examples'], state['seconds']
         first_epoch, first_batch = state['epoch'], state['batch']
         metric.data, test_acc = state['metric'], state['test_acc']
-        _replay(animator, state['curve'])
+        replay_curve(animator, state['curve'])
         train_iter.seek(*state['position'])
         print(f'resuming at epoch {first_epoch + 1}, batch {first_batch} from '
               f'{checkpoints.saved}')
@@ -380,7 +354,7 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
         checkpoints.save(step, net, trainer, {
             'position': position, 'epoch': epoch, 'batch': batch, 'metric': metric.data,
             'test_acc': test_acc, 'num_examples': num_examples, 'seconds': seconds,
-            'curve': _curve(animator)})
+            'curve': curve_of(animator)})
         checkpoints.reseed(step)
 
     for epoch in range(first_epoch, num_epochs):

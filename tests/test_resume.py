@@ -20,7 +20,7 @@ import mxnet as mx
 from mxnet import gluon, init, np
 
 import d2l_nli as d
-from d2l_nli.resume import load_optimizer_state, optimizer_state
+from d2l_nli.optstate import load_optimizer_state, optimizer_state
 from d2l_nli.training import train_batch_ch13
 
 TINY_MODEL = ['--num-hiddens', 16, '--ffn-num-hiddens', 32, '--num-layers', 1, '--dropout', 0.1]
