@@ -52,11 +52,11 @@ class _Handler(http.server.BaseHTTPRequestHandler):
         self.end_headers()
         # A "cut" route announces the whole body but sends only part of it,
         # then drops the connection, as a broken proxy would.
-        if cut == 'slow':  # the whole body, in small pieces over about a second
+        if cut == 'slow':  # the whole body, in small pieces over about three seconds
             for i in range(0, len(body), max(1, len(body) // 50)):
                 self.wfile.write(body[i:i + max(1, len(body) // 50)])
                 self.wfile.flush()
-                time.sleep(0.02)
+                time.sleep(0.06)
             return
         self.wfile.write(body[:cut] if cut is not None else body)
         if cut is not None:
@@ -71,7 +71,7 @@ def http_server():
     """A server on 127.0.0.1; set ``server.routes[path] = (status, body, cut)``.
 
     ``cut``: None (send it all), a byte count (send that much, then drop the
-    connection), ``'slow'`` (send it all over about a second) or
+    connection), ``'slow'`` (send it all over about three seconds) or
     ``'stall'`` (never answer).
     """
     server = http.server.ThreadingHTTPServer(('127.0.0.1', 0), _Handler)
