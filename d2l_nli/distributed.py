@@ -30,6 +30,7 @@ __all__ = ['KVSTORES', 'create_kvstore', 'worker_info', 'is_distributed', 'make_
 KVSTORES = ('device', 'local', 'dist_sync', 'dist_device_sync')
 # A kvstore key far above the Trainer's parameter indices (0, 1, ...).
 _GATHER_KEY = 1 << 30
+_initialized = set()  # gather keys this process has initialised on the servers
 
 
 class DistributedError(D2LNLIError, RuntimeError):
@@ -94,7 +95,11 @@ def trainer_kvstore(trainer):
 
 
 def allgather(kvstore, values):
-    """Every worker's ``values`` (k floats): a (num_workers, k) float64 array, on every worker."""
+    """Every worker's ``values`` (k floats): a (num_workers, k) float64 array, on every worker.
+
+    Only before a Trainer's first step: from then on the servers run the
+    optimizer on every key they hold, this one too, and return no sum.
+    """
     import mxnet as mx
 
     rank, num_workers = worker_info(kvstore)
@@ -112,9 +117,6 @@ def allgather(kvstore, values):
     out = mx.nd.zeros(buf.shape, dtype='float64')
     kvstore.pushpull(key, buf, out=out)
     return out.asnumpy()
-
-
-_initialized = set()
 
 
 def check_same(kvstore, what, values):

@@ -272,10 +272,9 @@ def main(argv=None):
         return 1
     except KeyboardInterrupt:
         job._say('interrupted; stopping every process')
-        job.stop()
         return 130
     finally:
-        job.stop()
+        job.stop()  # whatever happened, nothing is left running
 
 
 if __name__ == '__main__':
