@@ -29,7 +29,8 @@ from .errors import (CheckpointError, D2LNLIError, DataFormatError, DownloadErro
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
 from .loader import ArrayLoader, BatchLoader, batch_indices, pad_ragged  # noqa: E402
 from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402
-from .pipeline import load_or_pretrain, seed_everything, subsample  # noqa: E402
+from .pipeline import (load_or_pretrain, new_bert, pretraining_data, seed_everything,  # noqa: E402
+                       subsample)
 from .plot import Animator, live_plotting_enabled, use_svg_display  # noqa: E402
 from .profiles import (NSP_CHANCE_LOSS, PROFILES, DataSource, Profile, find_data,  # noqa: E402
                        runs_dir, select_profile)
@@ -39,5 +40,7 @@ from .snli_bert import SNLIBERTDataset  # noqa: E402
 from .text import (TRUNCATION_STRATEGIES, Vocab, get_tokens_and_segments, tokenize,  # noqa: E402
                    tokenize_sentence, truncate_pair)
 from .training import (Accumulator, Timer, evaluate_accuracy_gpus, evaluate_bert_losses,  # noqa: E402
+                       finetuning_trainer,
                        pretraining_trainer, split_batch_multi_inputs, train_bert, train_ch13)
-from .wiki import RESERVED_TOKENS, WikiTextBERTData, load_data_wiki, mlm_unigram, read_wiki  # noqa: E402
+from .wiki import (RESERVED_TOKENS, WikiTextBERTData, load_data_wiki, mlm_unigram,  # noqa: E402
+                   read_wiki, snli_paragraphs)

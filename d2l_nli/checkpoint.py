@@ -49,7 +49,8 @@ def _kind(net):
                                            hasattr(net, 'bert_config')):
         return 'BERTClassifier', net.bert_config, {
             'num_classes': net.classifier[1]._units,
-            'num_mlp_hiddens': net.classifier[0]._units}
+            'num_mlp_hiddens': net.classifier[0]._units,
+            'pooling': getattr(net, 'pooling', 'cls')}
     if isinstance(net, BERTModel):
         return 'BERTModel', net.config, None
     raise TypeError(f'can only save BERTModel or BERTClassifier, not {type(net).__name__}')

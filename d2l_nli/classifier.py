@@ -22,14 +22,18 @@ class BERTClassifier(nn.HybridBlock):
 
     ``inputs = (tokens (B, T), segments (B, T), valid_lens (B,))`` ->
     logits (B, num_classes) for entailment, contradiction, neutral.
+    ``pooling='mean'`` (not the chapter's) reads the mean of the encoder's
+    outputs over the pair's tokens instead of the ``<cls>`` output.
 
     Defined in notebooks/03_finetuning_bert.ipynb.
     """
 
-    def __init__(self, bert, num_classes=3, num_mlp_hiddens=256, **kwargs):
+    def __init__(self, bert, num_classes=3, num_mlp_hiddens=256, pooling='cls', **kwargs):
         super().__init__(**kwargs)
+        if pooling not in ('cls', 'mean'):
+            raise ValueError(f"pooling must be 'cls' or 'mean', not {pooling!r}")
         self.encoder = bert.encoder  # shared with ``bert``: fine-tuned in place
-        self.bert_config = bert.config
+        self.bert_config, self.pooling = bert.config, pooling
         self.classifier = nn.HybridSequential()
         self.classifier.add(
             nn.Dense(num_mlp_hiddens, activation='relu', in_units=bert.config.num_hiddens),
@@ -38,7 +42,13 @@ class BERTClassifier(nn.HybridBlock):
     def hybrid_forward(self, F, inputs):
         tokens, segments, valid_lens = inputs
         encoded = self.encoder(tokens, segments, valid_lens)  # (B, T, num_hiddens)
-        return self.classifier(encoded[:, 0, :])  # <cls> is position 0
+        if self.pooling == 'cls':
+            return self.classifier(encoded[:, 0, :])  # <cls> is position 0
+        lens = valid_lens.astype('float32')
+        positions = F.npx.arange_like(tokens, axis=1).astype('float32')  # (T,)
+        real = F.np.expand_dims(positions, 0) < F.np.expand_dims(lens, 1)  # (B, T)
+        total = (encoded * F.np.expand_dims(real.astype('float32'), -1)).sum(axis=1)
+        return self.classifier(total / F.np.expand_dims(lens, -1))
 
 
 def predict_nli(net, vocab, premise, hypothesis, max_len=128, device=None):

@@ -6,8 +6,10 @@
 * ``evaluate``: a fine-tuned classifier on an SNLI split;
 * ``predict``: one premise/hypothesis pair.
 
-Defaults are the chapter's settings (:data:`d2l_nli.PRESETS`). Every
-training command can write its final figures with ``--metrics-json``.
+Defaults are the chapter's settings (:data:`d2l_nli.PRESETS`);
+``--profile small|full`` takes a notebook profile's instead
+(:data:`d2l_nli.PROFILES`), and a flag given explicitly overrides either.
+Every training command can write its final figures with ``--metrics-json``.
 """
 import argparse
 import dataclasses
@@ -16,7 +18,7 @@ import sys
 import time
 from pathlib import Path
 
-__all__ = ['main', 'build_parser']
+__all__ = ['main', 'build_parser', 'run_settings']
 
 _DEMO_PAIRS = [
     ('A young woman is playing guitar in the park.', 'A person is playing music.'),
@@ -62,18 +64,53 @@ def _write_metrics(path, command, args, devices, metrics):
     print(f'metrics written to {path}')
 
 
-def _model_config(args):
-    from .config import ModelConfig
-    return ModelConfig(args.num_hiddens, args.ffn_num_hiddens, args.num_heads,
-                       args.num_layers, args.dropout)
+# Command-line option -> settings field, where the two names differ.
+_FIELD = {'epochs': 'num_epochs'}
 
 
-def _finetune_config(args, **extra):
-    from .config import FinetuneConfig
-    return FinetuneConfig(batch_size=args.batch_size, max_len=args.max_len,
-                          num_epochs=getattr(args, 'epochs', 1), lr=getattr(args, 'lr', 1e-4),
-                          train_size=getattr(args, 'train_size', None),
-                          test_size=args.test_size, truncate=args.truncate, **extra)
+def _settings(args, *configs):
+    """The run's settings: each config with the options given on the command line.
+
+    ``configs`` are the defaults (the chapter's, or the ``--profile``'s); an
+    option left unset (None) keeps the default's value. The values in effect
+    are written back into ``args``, so ``--metrics-json`` records them.
+    """
+    out = []
+    for cfg in configs:
+        values = dataclasses.asdict(cfg)
+        for option in vars(args):
+            field = _FIELD.get(option, option)
+            if field in values:
+                if getattr(args, option) is None:
+                    setattr(args, option, values[field])
+                values[field] = getattr(args, option)
+        out.append(dataclasses.replace(cfg, **values))
+    return out
+
+
+def _defaults(args):
+    """The settings a run starts from: ``--profile``'s, else the chapter's."""
+    from .config import PRESETS
+    from .profiles import PROFILES
+
+    return PROFILES[args.profile] if getattr(args, 'profile', None) else PRESETS['chapter']
+
+
+def run_settings(args):
+    """The settings a parsed command line runs with: a dict of configs.
+
+    ``pretrain``: ``{'model': ModelConfig, 'pretrain': PretrainConfig}``;
+    ``finetune`` and ``evaluate``: ``{'finetune': FinetuneConfig}``.
+    """
+    base = _defaults(args)
+    if args.command == 'pretrain':
+        model, cfg = _settings(args, base.model, base.pretrain)
+        return {'model': model, 'pretrain': cfg}
+    return {'finetune': _settings(args, base.finetune)[0]}
+
+
+def _finetune_config(args):
+    return run_settings(args)['finetune']
 
 
 def _training_state(args):
@@ -121,17 +158,23 @@ def _finished(args, state, net, devices, metrics, command, saved):
 
 def pretrain(args, devices):
     from .checkpoint import save_checkpoint
-    from .config import PretrainConfig
     from .pipeline import pretrain as run
 
-    cfg = PretrainConfig(args.batch_size, args.max_len, args.num_steps, args.lr)
+    settings = run_settings(args)
+    model, cfg = settings['model'], settings['pretrain']
     state = _training_state(args)
-    bert, vocab, metrics = run(args.data_dir, _model_config(args), cfg, devices,
+    bert, vocab, metrics = run(args.data_dir, model, cfg, devices,
                                seed=args.seed, plot_path=args.plot if _chief(args) else None,
-                               **state)
+                               held_out_every=args.held_out_every, **state)
+    if 'held_out' in metrics:
+        last = metrics['held_out'][-1]
+        print(f"held-out MLM loss {last['mlm_loss']:.3f} (no-context baseline "
+              f"{metrics['held_out_unigram']:.3f}), held-out NSP loss {last['nsp_loss']:.3f} "
+              f'(chance 0.693)')
 
     def saved():
-        save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg)})
+        save_checkpoint(args.out, bert, vocab, extra={'pretrain': dataclasses.asdict(cfg),
+                                                      'profile': args.profile})
         print(f'pretrained BERT saved to {args.out}')
     _finished(args, state, bert, devices, metrics, 'pretrain', saved)
 
@@ -181,7 +224,11 @@ def demo(args, devices):
     from .pipeline import finetune as run_finetune, pretrain as run_pretrain
 
     start = time.time()
-    preset = PRESETS[args.preset]
+    if args.profile:
+        from .profiles import PROFILES
+        preset = PROFILES[args.profile].for_data('demo')
+    else:
+        preset = PRESETS[args.preset]
     root = d.ensure_demo_corpus(args.data_dir, preset='tiny' if args.preset == 'tiny'
                                 else 'demo', seed=args.seed)
     out = Path(args.out) if args.out else root / 'checkpoints'
@@ -217,11 +264,49 @@ def _common(p, data_help='data folder (default: $D2L_NLI_DATA, else the cache fo
     p.add_argument('--metrics-json', metavar='PATH', help='write the final figures as JSON')
 
 
+def _profile_option(p, what):
+    p.add_argument('--profile', choices=['small', 'full'],
+                   help=f"start from a notebook profile's {what} (small: a laptop CPU, "
+                        "full: the chapter's sizes) instead of the chapter's; options given "
+                        'explicitly override it')
+
+
 def _data_options(p, cfg):
-    p.add_argument('--batch-size', type=_int_at_least(1), default=cfg.batch_size,
+    p.add_argument('--batch-size', type=_int_at_least(1),
                    help=f'examples per batch (default: {cfg.batch_size})')
-    p.add_argument('--max-len', type=_int_at_least(5), default=cfg.max_len,
+    p.add_argument('--max-len', type=_int_at_least(5),
                    help=f'tokens per example, at most (default: {cfg.max_len})')
+
+
+def _recipe_options(p, model, cfg):
+    """The pretraining options that are not the chapter's, with the chapter's defaults."""
+    yes_no = argparse.BooleanOptionalAction
+    p.add_argument('--warmup-steps', type=_int_at_least(0),
+                   help='linear warm-up of the learning rate over this many steps, then linear '
+                        f'decay (default: {cfg.warmup_steps}, a constant rate)')
+    p.add_argument('--final-lr-fraction', type=float,
+                   help='after the warm-up, decay linearly to this fraction of --lr '
+                        f'(default: {cfg.final_lr_fraction})')
+    p.add_argument('--mlm-bias-init', action=yes_no,
+                   help='start the MLM output bias at the words\' log-frequencies '
+                        f'(default: {"yes" if cfg.mlm_bias_init else "no"})')
+    p.add_argument('--embedding-init', choices=['xavier', 'normal'],
+                   help='embedding tables from Xavier (the chapter) or N(0, 0.02) '
+                        f'(original BERT) (default: {cfg.embedding_init})')
+    p.add_argument('--embedding-norm', action=yes_no,
+                   help='a LayerNorm after the embeddings, as in the original BERT '
+                        f'(default: {"yes" if model.embedding_norm else "no"})')
+    p.add_argument('--dynamic-masking', action=yes_no,
+                   help='new masks and random next sentences every pass (default: '
+                        f'{"yes" if cfg.dynamic_masking else "no"}, drawn once)')
+    p.add_argument('--task-pairs', type=_int_at_least(0),
+                   help='add the sentences of this many SNLI training pairs (unlabelled) to '
+                        f'the pretraining text (default: {cfg.task_pairs})')
+    p.add_argument('--num-pairs', type=_int_at_least(1),
+                   help='pretrain on this many sentence pairs only (default: all)')
+    p.add_argument('--held-out-every', type=_int_at_least(1), metavar='STEPS',
+                   help='measure the losses on wiki.valid.tokens every STEPS steps and at '
+                        'the end (default: never)')
 
 
 def _snli_options(p, cfg):
@@ -265,20 +350,26 @@ def build_parser():
     _common(p, 'data folder; the corpus goes to a demo-* folder inside it')
     p.add_argument('--preset', choices=['demo', 'tiny'], default='demo',
                    help='demo (a few minutes) or tiny (seconds, for smoke tests)')
+    _profile_option(p, 'settings, sized for the demo corpus as the notebooks size them,')
     p.add_argument('--out', help='folder for checkpoints and plots (default: inside the corpus)')
     p.set_defaults(func=demo)
 
     p = sub.add_parser('pretrain', help='pretrain BERT on WikiText-2')
     _common(p)
+    _profile_option(p, 'model and pretraining settings')
     _data_options(p, chapter.pretrain)
-    p.add_argument('--num-steps', type=_int_at_least(1), default=chapter.pretrain.num_steps,
+    p.add_argument('--num-steps', type=_int_at_least(1),
                    help=f'optimization steps (default: {chapter.pretrain.num_steps})')
-    p.add_argument('--lr', type=_positive_float, default=chapter.pretrain.lr,
+    p.add_argument('--lr', type=_positive_float,
                    help=f'Adam learning rate (default: {chapter.pretrain.lr})')
     for name, value in dataclasses.asdict(chapter.model).items():
+        if isinstance(value, bool):
+            continue
         kind = float if isinstance(value, float) else _int_at_least(1)
-        p.add_argument('--' + name.replace('_', '-'), type=kind, default=value,
-                       help=f'model size (default: {value})')
+        p.add_argument('--' + name.replace('_', '-'), type=kind,
+                       help=f'{"dropout probability" if name == "dropout" else "model size"} '
+                            f'(default: {value})')
+    _recipe_options(p, chapter.model, chapter.pretrain)
     p.add_argument('--out', default='checkpoints/bert',
                    help='checkpoint folder to write (default: checkpoints/bert)')
     p.add_argument('--plot', metavar='PATH', help='save the loss plot (.png or .svg)')
@@ -288,14 +379,16 @@ def build_parser():
 
     p = sub.add_parser('finetune', help='fine-tune a pretrained BERT on SNLI')
     _common(p)
+    _profile_option(p, 'fine-tuning settings')
     _data_options(p, chapter.finetune)
     p.add_argument('--pretrained', required=True, metavar='DIR',
                    help='checkpoint folder written by pretrain')
-    p.add_argument('--epochs', type=_int_at_least(1), default=chapter.finetune.num_epochs,
+    p.add_argument('--epochs', type=_int_at_least(1),
                    help=f'passes over the training set (default: {chapter.finetune.num_epochs})')
-    p.add_argument('--lr', type=_positive_float, default=chapter.finetune.lr,
+    p.add_argument('--lr', type=_positive_float,
                    help=f'Adam learning rate (default: {chapter.finetune.lr})')
-    p.add_argument('--train-size', type=_int_at_least(1), help='train on a random subset')
+    p.add_argument('--train-size', type=_int_at_least(1),
+                   help='train on a random subset (default: all)')
     _snli_options(p, chapter.finetune)
     p.add_argument('--out', default='checkpoints/classifier',
                    help='classifier folder to write (default: checkpoints/classifier)')

@@ -20,6 +20,7 @@ class ModelConfig:
     num_heads: int = 2
     num_layers: int = 2
     dropout: float = 0.2
+    embedding_norm: bool = False  # LayerNorm after the embeddings (original BERT)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -29,12 +30,29 @@ class PretrainConfig:
     max_len: int = 128
     num_steps: int = 4000
     lr: float = 1e-3
-    # Extras the chapter does not have (0 / False: the chapter's plain Adam):
-    # linear warm-up over ``warmup_steps`` then linear decay to lr/10, and the
-    # MLM output bias started at the unigram log-frequencies of the data.
+    # Extras the chapter does not have (their defaults are the chapter's):
+    # - linear warm-up over ``warmup_steps`` then linear decay to
+    #   ``final_lr_fraction * lr`` at the last step (0: the chapter's constant rate);
+    # - the MLM output bias started at the unigram log-frequencies of the data;
+    # - ``embedding_init='normal'``: the embedding tables drawn from N(0, 0.02)
+    #   as in the original BERT, instead of the chapter's Xavier;
+    # - ``dynamic_masking``: new masks and random next sentences every pass;
+    # - ``task_pairs``: the sentences of that many SNLI training pairs (the
+    #   fine-tuning ones, unlabelled) join WikiText-2: task-adaptive pretraining.
     warmup_steps: int = 0
+    final_lr_fraction: float = 0.1
     mlm_bias_init: bool = False
     num_pairs: int = None  # pretrain on this many sentence pairs only (None: all)
+    embedding_init: str = 'xavier'
+    dynamic_masking: bool = False
+    task_pairs: int = 0
+
+    def __post_init__(self):
+        if self.embedding_init not in ('xavier', 'normal'):
+            raise ValueError(f"embedding_init must be 'xavier' or 'normal', "
+                             f'not {self.embedding_init!r}')
+        if not 0 <= self.final_lr_fraction <= 1:
+            raise ValueError(f'final_lr_fraction must be in [0, 1], got {self.final_lr_fraction}')
 
 
 @dataclasses.dataclass(frozen=True)
@@ -47,6 +65,15 @@ class FinetuneConfig:
     train_size: int = None
     test_size: int = None
     truncate: str = 'longest_first'
+    # Not the chapter's (defaults are): what the classifier reads ('cls' or
+    # 'mean' of the encoder's outputs), the pretrained encoder's learning rate
+    # as a fraction of ``lr`` (the new head always learns at ``lr``), the
+    # dropout while fine-tuning (None: the pretrained model's), and a linear
+    # warm-up over this fraction of the steps, then decay to 0 (0: constant).
+    warmup_fraction: float = 0.0
+    pooling: str = 'cls'
+    encoder_lr_scale: float = 1.0
+    dropout: float = None
 
 
 @dataclasses.dataclass(frozen=True)

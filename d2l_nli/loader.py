@@ -174,29 +174,51 @@ class ArrayLoader(BatchLoader):
 
     ``trim`` pads each batch only to its own longest example: ``(k,
     columns)`` or a list of them, where ``k`` is the index of an array of
-    per-example widths (e.g. valid lengths) or such an array itself, and
-    the arrays listed in ``columns`` are cut after the batch's largest
-    width. ``bucket`` > 0 also groups examples of similar width (by the
-    first ``trim`` entry). The book's ``((tokens, segments, valid_lens),
-    labels)`` layout comes from ``pack``.
+    per-example widths (e.g. valid lengths), such an array itself, or a
+    function of the arrays that returns one; the arrays listed in
+    ``columns`` are cut after the batch's largest width. ``bucket`` > 0
+    also groups examples of similar width (by the first ``trim`` entry).
+    The book's ``((tokens, segments, valid_lens), labels)`` layout comes
+    from ``pack``. ``fresh(k)``, if given, returns the arrays of pass ``k``
+    (same number of examples), drawn anew for each pass: dynamic masking.
     """
 
     def __init__(self, arrays, batch_size, shuffle=False, seed=0, last_batch='keep',
-                 pack=None, trim=None, bucket=0):
+                 pack=None, trim=None, bucket=0, fresh=None):
         if not arrays:
             raise ValueError('ArrayLoader needs at least one array')
+        if trim is not None and not isinstance(trim, list):
+            trim = [trim]
+        self._trim_spec, self.fresh = trim or [], fresh
+        self._set_arrays(arrays)
+        lengths = self.trim[0][0] if self.trim and bucket else None
+        super().__init__(len(self.arrays[0]), batch_size, self._gather, shuffle=shuffle,
+                         seed=seed, last_batch=last_batch, pack=pack, lengths=lengths,
+                         bucket=bucket)
+        self._drawn = 0  # the pass whose arrays are loaded
+
+    def _set_arrays(self, arrays):
         n = len(arrays[0])
         if any(len(a) != n for a in arrays):
             raise ValueError('all arrays must have the same number of examples, got '
                              f'{[len(a) for a in arrays]}')
+        if hasattr(self, 'arrays') and n != len(self.arrays[0]):
+            raise ValueError(f'a fresh pass has {n} examples, the loader {len(self.arrays[0])}')
         self.arrays = [onp.ascontiguousarray(a) for a in arrays]
-        if trim is not None and not isinstance(trim, list):
-            trim = [trim]
-        self.trim = [(self.arrays[k] if isinstance(k, int) else onp.asarray(k), tuple(cols))
-                     for k, cols in (trim or [])]
-        lengths = self.trim[0][0] if self.trim and bucket else None
-        super().__init__(n, batch_size, self._gather, shuffle=shuffle, seed=seed,
-                         last_batch=last_batch, pack=pack, lengths=lengths, bucket=bucket)
+
+        def widths(k):
+            if isinstance(k, int):
+                return self.arrays[k]
+            return onp.asarray(k(self.arrays) if callable(k) else k)
+        self.trim = [(widths(k), tuple(cols)) for k, cols in self._trim_spec]
+        if getattr(self, 'lengths', None) is not None:
+            self.lengths = self.trim[0][0]
+
+    def batches(self):
+        if self.fresh is not None and self.epoch != self._drawn:
+            self._set_arrays(self.fresh(self.epoch))
+            self._drawn = self.epoch
+        return super().batches()
 
     def _gather(self, idx):
         parts = [a[idx] for a in self.arrays]

@@ -36,6 +36,9 @@ class BERTConfig:
     num_layers: int = 2
     dropout: float = 0.2
     max_len: int = 1000
+    # Not in the chapter: a LayerNorm on the sum of the three embeddings, as
+    # in the original BERT (see BERTEncoder).
+    embedding_norm: bool = False
 
     def __post_init__(self):
         for name in ('vocab_size', 'num_hiddens', 'ffn_num_hiddens', 'num_heads',
@@ -125,16 +128,20 @@ class BERTEncoder(nn.HybridBlock):
     """Token + segment + learned positional embeddings, then encoder blocks.
 
     ``tokens``, ``segments`` (B, T) with ``T <= max_len``, ``valid_lens``
-    (B,) -> encoded sequence (B, T, H).
+    (B,) -> encoded sequence (B, T, H). With ``embedding_norm`` the sum of
+    the embeddings is layer-normalized before the first block (the original
+    BERT does; the chapter does not): each block then starts from inputs of
+    the same scale, whatever the scale the embedding tables were drawn at.
     """
 
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers,
-                 dropout, max_len=1000, **kwargs):
+                 dropout, max_len=1000, embedding_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.token_embedding = nn.Embedding(vocab_size, num_hiddens)
         self.segment_embedding = nn.Embedding(2, num_hiddens)
         # A learned vector per position, looked up by position index.
         self.pos_embedding = nn.Embedding(max_len, num_hiddens)
+        self.embedding_norm = nn.LayerNorm(in_channels=num_hiddens) if embedding_norm else None
         self.blks = nn.HybridSequential()
         for _ in range(num_layers):
             self.blks.add(EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
@@ -143,6 +150,8 @@ class BERTEncoder(nn.HybridBlock):
         positions = F.npx.arange_like(tokens, axis=1)                     # (T,)
         X = self.token_embedding(tokens) + self.segment_embedding(segments)
         X = X + F.np.expand_dims(self.pos_embedding(positions), axis=0)
+        if self.embedding_norm is not None:
+            X = self.embedding_norm(X)
         for blk in self.blks:
             X = blk(X, valid_lens)
         return X
@@ -192,12 +201,12 @@ class BERTModel(nn.HybridBlock):
     """
 
     def __init__(self, vocab_size, num_hiddens, ffn_num_hiddens, num_heads, num_layers,
-                 dropout, max_len=1000, **kwargs):
+                 dropout, max_len=1000, embedding_norm=False, **kwargs):
         super().__init__(**kwargs)
         self.config = BERTConfig(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                                 num_layers, dropout, max_len)
+                                 num_layers, dropout, max_len, embedding_norm)
         self.encoder = BERTEncoder(vocab_size, num_hiddens, ffn_num_hiddens, num_heads,
-                                   num_layers, dropout, max_len)
+                                   num_layers, dropout, max_len, embedding_norm)
         self.hidden = nn.Dense(num_hiddens, activation='tanh', in_units=num_hiddens)
         self.mlm = MaskLM(vocab_size, num_hiddens)
         self.nsp = NextSentencePred(num_hiddens)
@@ -205,6 +214,26 @@ class BERTModel(nn.HybridBlock):
     @classmethod
     def from_config(cls, config):
         return cls(**dataclasses.asdict(config))
+
+    def init_embeddings(self, sigma=0.02, seed=None):
+        """Redraw the three embedding tables from N(0, ``sigma``), after ``initialize``.
+
+        ``init.Xavier()`` scales each table by its own shape: the 20,256-row
+        token table starts at U(+-0.017) but the 2-row segment table at
+        U(+-0.21), so at first a token's identity is a few percent of its
+        input vector and every position looks like its segment. The original
+        BERT (and GluonNLP) draw all three from N(0, 0.02): words, positions
+        and segments then start on an equal footing. ``seed`` makes the draw
+        independent of MXNet's global random state.
+        """
+        import numpy as onp
+        from mxnet import np
+
+        rng = onp.random.default_rng(seed)
+        enc = self.encoder
+        for table in (enc.token_embedding, enc.pos_embedding, enc.segment_embedding):
+            weight = table.weight
+            weight.set_data(np.array(rng.normal(0, sigma, weight.shape), dtype='float32'))
 
     def init_mlm_bias(self, log_probs):
         """Start the MLM output bias at unigram log-frequencies (V,), after ``initialize``.

@@ -12,6 +12,7 @@ import sys
 
 import numpy as onp
 from mxnet import gluon, init
+from mxnet.gluon import nn
 
 from .checkpoint import load_pretrained
 from .classifier import BERTClassifier
@@ -21,10 +22,11 @@ from .model import BERTModel
 from .plot import Animator
 from .snli import read_snli
 from .snli_bert import SNLIBERTDataset
-from .training import evaluate_accuracy_gpus, pretraining_trainer, train_bert, train_ch13
+from .training import (evaluate_accuracy_gpus, finetuning_trainer, pretraining_trainer,
+                       train_bert, train_ch13)
 from .wiki import load_data_wiki, mlm_unigram
 
-__all__ = ['seed_everything', 'subsample', 'pretrain', 'load_or_pretrain', 'finetune', 'evaluate']
+__all__ = ['seed_everything', 'subsample', 'pretraining_data', 'new_bert', 'pretrain', 'load_or_pretrain', 'finetune', 'evaluate']
 
 
 def seed_everything(seed):
@@ -77,12 +79,50 @@ def _per_worker(batch_size, kvstore):
     return rank, num_workers, batch_size // num_workers
 
 
+def pretraining_data(data_dir, cfg, batch_size=None, *, seed=0):
+    """``(train_iter, vocab)`` of WikiText-2 (plus SNLI sentences) as ``cfg`` asks.
+
+    ``cfg`` is a :class:`~d2l_nli.PretrainConfig`: ``task_pairs`` > 0 joins
+    the sentences of that many SNLI training pairs (drawn as fine-tuning
+    draws its ``train_size`` pairs with the same seed, labels unused).
+    """
+    extra = None
+    if cfg.task_pairs:
+        from .wiki import snli_paragraphs
+        folder = download_extract('SNLI', data_dir=data_dir)
+        extra = snli_paragraphs(subsample(read_snli(folder, split='train'), cfg.task_pairs,
+                                          seed))
+    return load_data_wiki(batch_size or cfg.batch_size, cfg.max_len, data_dir=data_dir,
+                          seed=seed, num_pairs=cfg.num_pairs, dynamic=cfg.dynamic_masking,
+                          extra_paragraphs=extra)
+
+
+def new_bert(vocab, model, cfg, devices, log_probs=None, *, seed=0, max_len=512):
+    """A freshly initialized ``BERTModel`` as ``model`` and ``cfg`` ask, not hybridized.
+
+    Xavier for every weight (the chapter), then the embedding tables from
+    N(0, 0.02) if ``cfg.embedding_init == 'normal'`` and the MLM bias at
+    ``log_probs`` if ``cfg.mlm_bias_init``. The same function makes the
+    random BERT that notebook 3 fine-tunes beside the pretrained one.
+    """
+    bert = BERTModel(len(vocab), max_len=max(cfg.max_len, max_len), **dataclasses.asdict(model))
+    bert.initialize(init.Xavier(), ctx=devices)
+    if cfg.embedding_init == 'normal':
+        bert.init_embeddings(0.02, seed=seed)
+    if cfg.mlm_bias_init and log_probs is not None:
+        bert.init_mlm_bias(log_probs)
+    return bert
+
+
 def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=True,
-             checkpoint_dir=None, checkpoint_every=100, resume=False, kvstore='device'):
+             checkpoint_dir=None, checkpoint_every=100, resume=False, kvstore='device',
+             held_out_every=None):
     """Pretrain a BERT on ``<data_dir>/wikitext-2``: returns ``(bert, vocab, metrics)``.
 
     ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
-    :class:`~d2l_nli.PretrainConfig`. With ``checkpoint_dir``, the whole
+    :class:`~d2l_nli.PretrainConfig`. With ``held_out_every``, the losses on
+    ``wiki.valid.tokens`` are measured every that many steps and at the end
+    (``metrics['held_out']``, plus the no-context ``held_out_unigram``). With ``checkpoint_dir``, the whole
     training state is saved there every ``checkpoint_every`` steps, and
     ``resume=True`` continues from the newest one (see
     :class:`~d2l_nli.TrainingCheckpoints`). With a distributed ``kvstore``
@@ -91,30 +131,35 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     """
     seed_everything(seed)
     rank, num_workers, batch_size = _per_worker(cfg.batch_size, kvstore)
-    train_iter, vocab = load_data_wiki(batch_size, cfg.max_len, data_dir=data_dir, seed=seed,
-                                       num_pairs=cfg.num_pairs)
+    train_iter, vocab = pretraining_data(data_dir, cfg, batch_size, seed=seed)
     if num_workers > 1:
         train_iter.shard(rank, num_workers)
-    bert = BERTModel(len(vocab), max_len=max(cfg.max_len, 512), **dataclasses.asdict(model))
-    bert.initialize(init.Xavier(), ctx=devices)
     log_probs, entropy = mlm_unigram(train_iter, len(vocab))
-    if cfg.mlm_bias_init:
-        bert.init_mlm_bias(log_probs)
+    bert = new_bert(vocab, model, cfg, devices, log_probs, seed=seed)
     bert.hybridize(static_alloc=True)
     trainer = pretraining_trainer(bert.collect_params(), cfg.lr, cfg.num_steps,
-                                  cfg.warmup_steps, kvstore)
+                                  cfg.warmup_steps, kvstore, cfg.final_lr_fraction)
+    held_out = None
+    if held_out_every:
+        held_out, _ = load_data_wiki(256, cfg.max_len, data_dir=data_dir, vocab=vocab,
+                                     file_name='wiki.valid.tokens', shuffle=False)
+        labels = held_out.arrays[5][held_out.arrays[4] > 0]
     animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
                         legend=['mlm', 'nsp'])
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
         'task': 'pretrain', 'model': dataclasses.asdict(model), 'batch_size': cfg.batch_size,
-        'max_len': cfg.max_len, 'num_pairs': cfg.num_pairs, 'mlm_bias_init': cfg.mlm_bias_init})
+        'max_len': cfg.max_len, 'num_pairs': cfg.num_pairs, 'mlm_bias_init': cfg.mlm_bias_init,
+        'embedding_init': cfg.embedding_init, 'dynamic_masking': cfg.dynamic_masking,
+        'task_pairs': cfg.task_pairs})
     with _progress(cfg.num_steps, 'pretraining', progress) as update:
         metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
                              cfg.num_steps, trainer=trainer, animator=animator,
                              progress=lambda step: update(1), checkpoints=checkpoints,
-                             kvstore=kvstore)
+                             kvstore=kvstore, held_out=held_out, held_out_every=held_out_every)
     metrics.update(num_pairs=train_iter.num_examples, vocab_size=len(vocab),
                    unigram_entropy=entropy)
+    if held_out is not None:
+        metrics['held_out_unigram'] = float(-log_probs[labels].mean())
     if plot_path:
         animator.save(plot_path)
     return bert, vocab, metrics
@@ -160,6 +205,27 @@ def _snli_sets(data_dir, vocab, cfg, split, seed, train=True):
     return train_set, test
 
 
+def classifier_for(bert, cfg, devices):
+    """``BERTClassifier(bert)`` set up for fine-tuning as ``cfg`` asks, head initialized.
+
+    ``cfg.dropout`` (if not None) replaces the encoder's dropout rate;
+    ``cfg.encoder_lr_scale`` multiplies the encoder's learning rate
+    (``lr_mult``), so the pretrained weights can move more slowly than the
+    new head.
+    """
+    net = BERTClassifier(bert, pooling=cfg.pooling)
+    if cfg.dropout is not None:
+        def set_rate(block):
+            if isinstance(block, nn.Dropout):
+                block._rate = cfg.dropout  # read when the graph is (re)built
+        net.encoder.apply(set_rate)
+        net.bert_config = dataclasses.replace(net.bert_config, dropout=cfg.dropout)
+    net.classifier.initialize(init.Xavier(), ctx=devices)
+    for param in net.encoder.collect_params().values():
+        param.lr_mult = cfg.encoder_lr_scale
+    return net
+
+
 def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_path=None,
              progress=True, checkpoint_dir=None, checkpoint_every=0, resume=False,
              kvstore='device'):
@@ -183,10 +249,10 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     if num_workers > 1:
         train_iter.shard(rank, num_workers)
     test_iter = test_set.loader(cfg.batch_size)
-    net = BERTClassifier(bert)
-    net.classifier.initialize(init.Xavier(), ctx=devices)
+    net = classifier_for(bert, cfg, devices)
     net.hybridize(static_alloc=True)
-    trainer = make_trainer(net.collect_params(), 'adam', {'learning_rate': cfg.lr}, kvstore)
+    trainer = finetuning_trainer(net.collect_params(), cfg.lr, cfg.num_epochs * len(train_iter),
+                                 cfg.warmup_fraction, kvstore)
     animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs], ylim=[0, 1],
                         legend=['train loss', 'train acc', 'test acc'])
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {

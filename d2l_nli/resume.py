@@ -86,7 +86,7 @@ def check_finite(values, step, checkpoints=None):
         if checkpoints is not None and checkpoints.saved is not None:
             message += (f'The last good checkpoint is kept: {checkpoints.saved}. Continue '
                         'from it with --resume (resume=True), with a lower learning rate '
-                        '(--lr) or more warm-up steps.')
+                        '(--lr) or more warm-up steps (--warmup-steps).')
         elif checkpoints is not None:
             message += ('No checkpoint had been saved yet; start again with a lower '
                         'learning rate (--lr).')

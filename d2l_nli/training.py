@@ -18,7 +18,7 @@ from mxnet import autograd, gluon, np, npx
 
 from .devices import describe_devices, try_all_gpus
 
-__all__ = ['pretraining_trainer', 'evaluate_bert_losses', 'Timer', 'Accumulator', 'split_batch_multi_inputs', 'accuracy',
+__all__ = ['pretraining_trainer', 'finetuning_trainer', 'evaluate_bert_losses', 'Timer', 'Accumulator', 'split_batch_multi_inputs', 'accuracy',
            'evaluate_accuracy_gpus', 'train_bert', 'train_batch_ch13', 'train_ch13']
 
 
@@ -87,14 +87,15 @@ def evaluate_accuracy_gpus(net, data_iter, split_f=split_batch_multi_inputs, dev
     return sum(c.item() for c in correct) / max(total, 1)
 
 
-def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device'):
+def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device',
+                        final_lr_fraction=0.1):
     """Adam for ``num_steps`` steps; with ``warmup_steps``, warm-up and decay.
 
     ``warmup_steps=0`` is the chapter's constant learning rate. Otherwise the
     rate rises linearly from 0 to ``lr`` over ``warmup_steps`` steps, then
-    falls linearly to ``lr / 10`` at ``num_steps``: a post-LN transformer
-    tolerates a larger peak rate this way, which is what makes short CPU
-    runs learn.
+    falls linearly to ``lr * final_lr_fraction`` at ``num_steps``: a post-LN
+    transformer tolerates a larger peak rate this way, which is what makes
+    short CPU runs learn. Budget recipes decay to 0 at the last step.
     """
     import mxnet as mx
 
@@ -104,9 +105,34 @@ def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device')
             raise ValueError(f'warmup_steps={warmup_steps} must be between 0 and '
                              f'num_steps={num_steps}')
         options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
-            num_steps, base_lr=lr, pwr=1, final_lr=lr / 10, warmup_steps=warmup_steps,
+            num_steps, base_lr=lr, pwr=1, final_lr=lr * final_lr_fraction, warmup_steps=warmup_steps,
             warmup_begin_lr=0.0)
     from .distributed import make_trainer
+    return make_trainer(params, 'adam', options, kvstore)
+
+
+def finetuning_trainer(params, lr, num_steps, warmup_fraction=0.0, kvstore='device'):
+    """Adam for fine-tuning: the chapter's constant ``lr``, or warm-up and decay.
+
+    With ``warmup_fraction`` > 0 (the original BERT's recipe, 0.1) the rate
+    rises linearly from 0 over that fraction of the ``num_steps`` steps, then
+    falls linearly to 0: the new head's first, large gradients then cannot
+    wreck what pretraining put into the encoder.
+    """
+    import mxnet as mx
+
+    from .distributed import make_trainer
+
+    options = {'learning_rate': lr}
+    if warmup_fraction:
+        if not 0 < warmup_fraction < 1:
+            raise ValueError(f'warmup_fraction must be in [0, 1), got {warmup_fraction}')
+        warmup = max(1, round(warmup_fraction * num_steps))
+        if warmup >= num_steps:
+            raise ValueError(f'{num_steps} steps are too few for a warm-up')
+        options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
+            num_steps, base_lr=lr, pwr=1, final_lr=0.0, warmup_steps=warmup,
+            warmup_begin_lr=0.0)
     return make_trainer(params, 'adam', options, kvstore)
 
 
@@ -188,7 +214,7 @@ def _where(devices, num_workers):
 
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,
                trainer=None, animator=None, log_every=None, progress=None, checkpoints=None,
-               kvstore=None):
+               kvstore=None, held_out=None, held_out_every=None):
     """Pretrain ``net`` (a ``BERTModel``) for ``num_steps`` minibatches.
 
     Prints ``MLM loss x, NSP loss y`` and ``N sentence pairs/sec on
@@ -202,7 +228,11 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     ``kvstore`` (default: the trainer's, else ``'device'``): with a
     distributed kvstore each worker passes its own shard as ``train_iter``
     and the gradients of all workers' batches are averaged; only rank 0
-    prints and plots. The printed losses are rank 0's.
+    prints and plots. The printed losses are rank 0's. ``held_out`` (an
+    iterator like ``train_iter``, e.g. of ``wiki.valid.tokens``) is
+    evaluated every ``held_out_every`` steps and at the end, off the clock;
+    the returned ``metrics['held_out']`` lists ``{'step', 'seconds',
+    'mlm_loss', 'nsp_loss'}`` (seconds of training so far).
     """
     from .distributed import make_trainer
     from .plot import Animator
@@ -215,11 +245,12 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
         animator = Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
                             legend=['mlm', 'nsp'])
     log_every = log_every or max(1, num_steps // 50)
-    step, num_pairs, seconds, window = 0, 0, 0.0, []
+    step, num_pairs, seconds, window, curve = 0, 0, 0.0, [], []
     totals = Accumulator(3)  # MLM loss, NSP loss, steps (of the last logged window)
     state = restore_for_loop(checkpoints, net, trainer, train_iter)
     if state:
         step, num_pairs, seconds = state['step'], state['num_pairs'], state['seconds']
+        curve = state.get('held_out', [])
         window, totals.data = [tuple(w) for w in state['window']], state['totals']
         replay_curve(animator, state['curve'])
         train_iter.seek(*state['position'])
@@ -260,6 +291,12 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
                 totals.data = [mlm, nsp, len(window)]
                 animator.add(step, (mlm, nsp))
                 window = []
+            if held_out is not None and (step % (held_out_every or num_steps) == 0
+                                         or step == num_steps):
+                seconds += timer.stop()
+                curve.append(dict(step=step, seconds=seconds,
+                                  **evaluate_bert_losses(net, held_out, vocab_size, devices)))
+                timer.start()
             if checkpoints and (checkpoints.due(step) or step == num_steps):
                 window = [(_item(m), _item(n)) for m, n in window]
                 for m, n in window:
@@ -267,7 +304,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
                 seconds += timer.stop()
                 checkpoints.save(step, net, trainer, {
                     'num_pairs': num_pairs, 'seconds': seconds, 'window': window,
-                    'totals': totals.data, 'curve': curve_of(animator),
+                    'totals': totals.data, 'curve': curve_of(animator), 'held_out': curve,
                     'position': [pass_no, position]})
                 checkpoints.reseed(step)
                 timer.start()
@@ -278,6 +315,8 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     metrics = {'mlm_loss': totals[0], 'nsp_loss': totals[1],
                'pairs_per_sec': num_pairs * num_workers / max(seconds, 1e-9), 'steps': step,
                'seconds': seconds, 'devices': [str(d) for d in devices]}
+    if held_out is not None:
+        metrics['held_out'] = curve
     if rank == 0:
         animator.show()
         print(f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}")

@@ -27,7 +27,8 @@ from .errors import DataFormatError
 from .loader import ArrayLoader
 from .text import Vocab
 
-__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki']
+__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki',
+           'snli_paragraphs']
 
 RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
 MLM_FRACTION = 0.15
@@ -79,9 +80,15 @@ class WikiTextBERTData:
     * ``mlm_weights`` (n, P) float32, 1 for real predictions, 0 for padding
     * ``mlm_labels`` (n, P) int32, original token ids at those positions
     * ``nsp_labels`` (n,) int32, 1 if the second sentence really follows
+
+    With ``dynamic=True`` the pairs and masks are drawn anew for each pass
+    by :meth:`draw`; ``pools`` (one id per paragraph) then keeps the random
+    second sentences within their own text: an SNLI premise is paired with
+    another pair's hypothesis, never with a Wikipedia sentence, which a
+    model would tell apart by its style alone.
     """
 
-    def __init__(self, paragraphs, max_len, vocab=None, seed=0):
+    def __init__(self, paragraphs, max_len, vocab=None, seed=0, dynamic=False, pools=None):
         if max_len < 5:
             raise ValueError(f'max_len={max_len} is too small: a pair needs at least 5 tokens')
         # Every sentence is split and looked up once, into one flat id array;
@@ -89,7 +96,7 @@ class WikiTextBERTData:
         sentences = [s.lower().split() for p in paragraphs for s in p]
         flat_tokens = [tok for s in sentences for tok in s]
         self.vocab = vocab or Vocab(flat_tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
-        self.max_len = max_len
+        self.max_len, self.seed, self.dynamic = max_len, seed, dynamic
         lookup = self.vocab.token_to_idx.get
         self._flat = onp.fromiter(map(lookup, flat_tokens, itertools.repeat(0)),
                                   dtype=onp.int32, count=len(flat_tokens))
@@ -98,8 +105,76 @@ class WikiTextBERTData:
         self._sent_starts = onp.concatenate([[0], onp.cumsum(self._sent_lens)[:-1]])
         ends = onp.cumsum([len(p) for p in paragraphs])
         spans = [range(end - len(p), end) for p, end in zip(paragraphs, ends)]
-        pairs = self._nsp_pairs(spans, self._sent_lens, max_len, random.Random(seed))
-        self._build_arrays(pairs, onp.random.default_rng(seed))
+        if dynamic:
+            self._firsts = self._fitting_firsts(spans, self._sent_lens, max_len)
+            self._pools = self._sentence_pools(pools, paragraphs)
+            self.draw(0)
+        else:
+            pairs = self._nsp_pairs(spans, self._sent_lens, max_len, random.Random(seed))
+            self._build_arrays(pairs, onp.random.default_rng(seed))
+
+    @staticmethod
+    def _sentence_pools(pools, paragraphs):
+        """Per sentence: the pool its random replacements come from (-1: never drawn).
+
+        ``pools`` gives each paragraph a pool id (None: all in pool 0). In
+        pool 0 every sentence may be drawn, as in the chapter; in the other
+        pools (e.g. SNLI's premise/hypothesis pairs) only the sentences that
+        follow another one (the hypotheses), so that a random second
+        sentence looks like a true one and only its meaning tells them apart.
+        """
+        sizes = [len(p) for p in paragraphs]
+        if pools is None:
+            return onp.zeros(sum(sizes), onp.int64)
+        pools = onp.asarray(pools, onp.int64)
+        if len(pools) != len(paragraphs):
+            raise ValueError(f'{len(pools)} pools for {len(paragraphs)} paragraphs')
+        per_sentence = onp.repeat(pools, sizes)
+        first = onp.concatenate([[0], onp.cumsum(sizes)[:-1]]).astype(onp.int64)
+        first = first[onp.asarray(sizes) > 0]
+        per_sentence[first[per_sentence[first] != 0]] = -1
+        return per_sentence
+
+    @staticmethod
+    def _fitting_firsts(spans, sent_lens, max_len):
+        """Sentences whose true next sentence fits with them into ``max_len``."""
+        firsts = onp.array([a for span in spans for a in span[:-1]], dtype=onp.int64)
+        if not len(firsts):
+            return firsts
+        return firsts[sent_lens[firsts] + sent_lens[firsts + 1] + 3 <= max_len]
+
+    def draw(self, k):
+        """Draw pass ``k``'s examples anew (``dynamic=True``); returns :attr:`arrays`.
+
+        The examples are the same sentences, one per fitting pair of
+        consecutive sentences, so every pass has as many. What changes from
+        pass to pass, from a generator seeded with ``(seed, k)``: which
+        examples keep their true next sentence (half of them), the random
+        sentence that replaces it in the others (drawn uniformly among the
+        sentences of the same pool that are short enough to fit: see
+        ``pools``) and the masked positions (RoBERTa's dynamic masking). A
+        model can then no longer learn fixed masks and fixed random pairs by
+        heart over several passes.
+        """
+        if not self.dynamic:
+            raise ValueError('draw() needs WikiTextBERTData(..., dynamic=True)')
+        rng = onp.random.default_rng((self.seed, k))
+        firsts = self._firsts
+        is_next = rng.random(len(firsts)) < 0.5
+        # Random second sentences among those of the true one's pool that fit
+        # after each first one: sentences sorted by (pool, length), then a
+        # uniform index into the stretch of the pool that fits.
+        lens, pools = self._sent_lens, self._pools
+        order = onp.lexsort((lens, pools))
+        keys = pools[order] * (self.max_len + 1) + onp.minimum(lens[order], self.max_len)
+        pool = pools[firsts + 1]
+        room = self.max_len - 3 - lens[firsts]
+        lo = onp.searchsorted(keys, pool * (self.max_len + 1), side='left')
+        hi = onp.searchsorted(keys, pool * (self.max_len + 1) + room, side='right')
+        randoms = order[lo + (rng.random(len(firsts)) * (hi - lo)).astype(onp.int64)]
+        seconds = onp.where(is_next, firsts + 1, randoms)
+        self._build_arrays((firsts, seconds, is_next.astype(onp.int32)), rng)
+        return self.arrays
 
     @staticmethod
     def _nsp_pairs(spans, sent_lens, max_len, rng):
@@ -220,7 +295,7 @@ def mlm_unigram(data, vocab_size):
 
 def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
                    file_name='wiki.train.tokens', trim=True, vocab=None, shuffle=True,
-                   num_pairs=None, bucket=20):
+                   num_pairs=None, bucket=20, dynamic=False, extra_paragraphs=None):
     """Load WikiText-2 for pretraining: ``(train_iter, vocab)``.
 
     ``train_iter`` yields the book's seven arrays per batch: tokens (b,
@@ -236,23 +311,53 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
     ``file_name='wiki.valid.tokens'``); by default it is built from the file.
     ``num_pairs`` keeps only that many sentence pairs (from randomly chosen
     paragraphs), for short runs; the vocabulary still comes from all of it.
+
+    Two options the chapter does not have: ``dynamic=True`` draws new masks
+    and new random next sentences for every pass (see
+    :meth:`WikiTextBERTData.draw`; the chapter draws them once), and
+    ``extra_paragraphs`` (lists of sentence strings) joins more text to
+    WikiText-2, e.g. the task's own unlabelled sentences (see
+    :func:`d2l_nli.snli_paragraphs`); its words count for the vocabulary.
     """
     from .hub import download_extract
 
     folder = download_extract('wikitext-2', data_dir=data_dir)
     paragraphs = read_wiki(folder, file_name, seed=seed)
-    data = WikiTextBERTData(paragraphs, max_len, vocab=vocab, seed=seed)
-    arrays = data.arrays
-    if num_pairs is not None:
-        if num_pairs < 1:
-            raise ValueError(f'num_pairs must be positive, got {num_pairs}')
+    pools = None
+    if extra_paragraphs:
+        # The extra text is pool 1: its random second sentences come from it.
+        tagged = [(0, p) for p in paragraphs] + [(1, list(p)) for p in extra_paragraphs]
+        random.Random(seed).shuffle(tagged)
+        pools, paragraphs = [t[0] for t in tagged], [t[1] for t in tagged]
+    if num_pairs is not None and num_pairs < 1:
+        raise ValueError(f'num_pairs must be positive, got {num_pairs}')
+    data = WikiTextBERTData(paragraphs, max_len, vocab=vocab, seed=seed, dynamic=dynamic,
+                            pools=pools if dynamic else None)
+
+    def sample(arrays):
         # Paragraphs were shuffled by ``seed``: the first pairs are a random sample.
-        arrays = tuple(a[:num_pairs] for a in arrays)
+        return arrays if num_pairs is None else tuple(a[:num_pairs] for a in arrays)
+
     # Trim tokens/segments to the longest pair of the batch and the MLM
     # columns to its most predictions (real positions come first in a row);
     # buckets of similar length make both widths small.
-    num_preds = arrays[4].sum(axis=1).astype(onp.int32)
-    train_iter = ArrayLoader(arrays, batch_size, shuffle=shuffle, seed=seed,
+    def num_preds(arrays):
+        return arrays[4].sum(axis=1).astype(onp.int32)
+
+    train_iter = ArrayLoader(sample(data.arrays), batch_size, shuffle=shuffle, seed=seed,
                              trim=[(2, (0, 1)), (num_preds, (3, 4, 5))] if trim else None,
-                             bucket=bucket if trim else 0)
+                             bucket=bucket if trim else 0,
+                             fresh=(lambda k: sample(data.draw(k))) if dynamic else None)
     return train_iter, data.vocab
+
+
+def snli_paragraphs(dataset):
+    """SNLI pairs ``(premises, hypotheses, labels)`` as two-sentence paragraphs.
+
+    For task-adaptive pretraining (Gururangan et al. 2020): joined to the
+    pretraining text with ``load_data_wiki(extra_paragraphs=...)``, each pair
+    makes one next-sentence example whose true "next sentence" is the
+    hypothesis written for the premise. The labels are not used.
+    """
+    premises, hypotheses, _ = dataset
+    return [[p, h] for p, h in zip(premises, hypotheses)]

@@ -136,3 +136,68 @@ def test_predict_takes_any_text_and_refuses_empty_sentences(tiny_run, premise, h
     else:
         assert result.returncode == 0, result.stderr
         assert result.stdout.split()[0] in ('entailment', 'contradiction', 'neutral')
+
+
+# --profile: a notebook profile's settings, and explicit flags override them.
+
+def _settings(*argv):
+    from d2l_nli.cli import build_parser, run_settings
+    return run_settings(build_parser().parse_args([str(a) for a in argv]))
+
+
+def test_without_a_profile_the_command_line_runs_the_chapter():
+    import d2l_nli as d
+
+    chapter = d.PRESETS['chapter']
+    assert _settings('pretrain') == {'model': chapter.model, 'pretrain': chapter.pretrain}
+    assert _settings('finetune', '--pretrained', 'x') == {'finetune': chapter.finetune}
+
+
+@pytest.mark.parametrize('name', ['small', 'full'])
+def test_profile_sets_every_setting_the_profile_uses(name):
+    import d2l_nli as d
+
+    profile = d.PROFILES[name]
+    assert _settings('pretrain', '--profile', name) == {'model': profile.model,
+                                                        'pretrain': profile.pretrain}
+    assert _settings('finetune', '--profile', name, '--pretrained', 'x') == {
+        'finetune': profile.finetune}
+
+
+def test_an_explicit_flag_overrides_the_profile():
+    small = _settings('pretrain', '--profile', 'small', '--num-steps', 30, '--warmup-steps', 5,
+                      '--no-dynamic-masking', '--embedding-init', 'xavier', '--task-pairs', 0,
+                      '--no-embedding-norm', '--dropout', 0.1, '--final-lr-fraction', 0.5)
+    p, m = small['pretrain'], small['model']
+    assert (p.num_steps, p.warmup_steps, p.dynamic_masking, p.embedding_init, p.task_pairs,
+            p.final_lr_fraction) == (30, 5, False, 'xavier', 0, 0.5)
+    assert (m.dropout, m.embedding_norm) == (0.1, False)
+    assert p.mlm_bias_init and p.batch_size == 64  # the rest stays the profile's
+    chapter = _settings('pretrain', '--mlm-bias-init', '--dynamic-masking', '--warmup-steps', 9)
+    assert chapter['pretrain'].mlm_bias_init and chapter['pretrain'].dynamic_masking
+    assert chapter['pretrain'].batch_size == 256 and chapter['pretrain'].warmup_steps == 9
+    fine = _settings('finetune', '--profile', 'small', '--pretrained', 'x', '--epochs', 1,
+                     '--lr', 0.01)['finetune']
+    assert (fine.num_epochs, fine.lr, fine.batch_size, fine.train_size) == (1, 0.01, 32, 10_000)
+
+
+def test_pretrain_with_the_small_profile_runs_its_recipe(demo_root, tmp_path):
+    """The small profile's recipe end to end, with held-out losses, on the tiny corpus."""
+    result = _run('pretrain', '--profile', 'small', '--data-dir', demo_root, '--num-steps', 6,
+                  '--warmup-steps', 2, '--batch-size', 16, '--max-len', 40, '--num-hiddens', 16,
+                  '--ffn-num-hiddens', 32, '--held-out-every', 3, '--out', tmp_path / 'bert',
+                  '--metrics-json', tmp_path / 'm.json')
+    assert result.returncode == 0, result.stderr
+    record = json.loads((tmp_path / 'm.json').read_text())
+    assert [p['step'] for p in record['held_out']] == [3, 6]
+    assert record['options']['dynamic_masking'] is True and record['options']['task_pairs']
+    assert 'held-out MLM loss' in result.stdout
+    config = json.loads((tmp_path / 'bert' / 'config.json').read_text())
+    assert config['bert']['embedding_norm'] is True
+
+
+def test_warmup_longer_than_the_run_is_a_clear_error(demo_root, tmp_path):
+    result = _run('pretrain', '--profile', 'small', '--data-dir', demo_root, '--num-steps', 6,
+                  '--out', tmp_path / 'bert')
+    assert result.returncode == 1
+    assert 'warmup_steps=100 must be between 0 and num_steps=6' in result.stderr

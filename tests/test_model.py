@@ -92,3 +92,42 @@ def test_config_is_validated():
     with pytest.raises(ValueError, match='dropout'):
         BERTConfig(10, dropout=1.0)
     assert BERTModel.from_config(BERTConfig(10, 8, 8, 2, 1, 0.1, 20)).config.max_len == 20
+
+
+def test_init_embeddings_puts_all_three_tables_on_the_same_scale():
+    net = _bert(2)
+    enc = net.encoder
+    tables = (enc.token_embedding, enc.pos_embedding, enc.segment_embedding)
+    # Xavier: each table's scale comes from its own shape (2 x 16 segments: large).
+    assert tables[2].weight.data().asnumpy().std() > 0.2
+    net.init_embeddings(0.02, seed=5)
+    drawn = [t.weight.data().asnumpy() for t in tables]
+    assert all(abs(w.std() - 0.02) < 0.006 and abs(w.mean()) < 0.01 for w in drawn[:2])
+    net.init_embeddings(0.02, seed=5)
+    assert all((t.weight.data().asnumpy() == w).all() for t, w in zip(tables, drawn))
+
+
+def test_embedding_norm_normalizes_the_first_blocks_input():
+    mx.random.seed(0)
+    net = BERTModel(V, 16, 32, 2, 2, 0.0, max_len=40, embedding_norm=True)
+    net.initialize(init.Xavier())
+    plain = BERTModel(V, 16, 32, 2, 2, 0.0, max_len=40)
+    assert net.config.embedding_norm and not plain.config.embedding_norm
+    assert len(net.collect_params().keys()) == len(plain.collect_params().keys()) + 2  # gamma, beta
+    tokens, segments, valid, positions = _batch(9)
+    seen = {}
+    first = net.encoder.blks[0]
+    original = first.hybrid_forward
+
+    def spy(F, X, valid_lens, *args, **kwargs):
+        seen['X'] = X.asnumpy()
+        return original(F, X, valid_lens, *args, **kwargs)
+    first.hybrid_forward = spy
+    _run(net, tokens, segments, valid, positions)
+    X = seen['X']
+    assert onp.allclose(X.mean(axis=-1), 0, atol=1e-5) and onp.allclose(X.std(axis=-1), 1,
+                                                                          atol=1e-2)
+    hybrid = BERTModel(V, 16, 32, 2, 2, 0.0, max_len=40, embedding_norm=True)
+    hybrid.initialize(init.Xavier())
+    hybrid.hybridize()
+    assert _run(hybrid, tokens, segments, valid, positions)[0].shape == (3, 9, 16)

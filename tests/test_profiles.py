@@ -1,4 +1,5 @@
 """Notebook profiles, the data they pick, and the pretraining extras they use."""
+import dataclasses
 import math
 import socket
 import time
@@ -132,3 +133,47 @@ def test_load_or_pretrain_pretrains_once_then_loads(demo_root, tmp_path):
     w1 = bert.encoder.token_embedding.weight.data().asnumpy()
     w2 = again.encoder.token_embedding.weight.data().asnumpy()
     assert onp.array_equal(w1, w2)
+
+
+def test_pretraining_trainer_can_decay_to_zero():
+    from mxnet import gluon
+    net = gluon.nn.Dense(2, in_units=2)
+    net.initialize()
+    schedule = d2l_nli.pretraining_trainer(net.collect_params(), 1e-2, 100, 10,
+                                           final_lr_fraction=0.0)._optimizer.lr_scheduler
+    assert schedule(55) == pytest.approx(5e-3) and schedule(100) == pytest.approx(0.0)
+
+
+def test_the_small_profile_is_sized_for_the_data_it_reads():
+    small = d2l_nli.PROFILES['small']
+    assert small.for_data('real') is small
+    demo = small.for_data('demo')
+    assert demo.pretrain.num_steps < small.pretrain.num_steps
+    assert demo.chapter_steps < small.chapter_steps and demo.held_out_every < small.held_out_every
+    # Everything else stays: the same recipe on both kinds of data.
+    assert demo.model == small.model and demo.finetune == small.finetune
+    assert demo.pretrain.dynamic_masking and demo.pretrain.embedding_init == 'normal'
+    source = d2l_nli.DataSource('demo', None, 'test', '')
+    assert small.for_data(source) == demo
+    with pytest.raises(ValueError, match="'real' or 'demo'"):
+        small.for_data('other')
+
+
+def test_chapter_pretraining_is_the_chapters_recipe_at_the_profiles_sizes():
+    small = d2l_nli.PROFILES['small']
+    model, cfg = small.chapter_pretraining()
+    chapter = d2l_nli.PRESETS['chapter']
+    assert model == chapter.model
+    assert (cfg.batch_size, cfg.max_len, cfg.num_steps) == (64, 64, small.chapter_steps)
+    assert cfg == d2l_nli.PretrainConfig(batch_size=64, max_len=64,
+                                         num_steps=small.chapter_steps)
+
+
+def test_describe_names_what_the_small_profile_changes():
+    text = d2l_nli.PROFILES['small'].describe()
+    for change in ('N(0, 0.02)', 'embedding LayerNorm', 'dynamic masking',
+                   'SNLI training pairs', 'dropout 0'):
+        assert change in text
+    assert "not the chapter's" not in dataclasses.replace(
+        d2l_nli.PROFILES['small'], model=d2l_nli.PRESETS['chapter'].model,
+        pretrain=d2l_nli.PRESETS['chapter'].pretrain).describe()

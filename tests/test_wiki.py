@@ -172,3 +172,129 @@ def test_an_extremely_long_paragraph_makes_no_pair_and_breaks_nothing(tmp_path):
     # One pair per short paragraph, less those whose random next sentence is a long one.
     assert 15 <= train_iter.num_examples <= 20 and 'word' in vocab.token_to_idx
     assert all(int(batch[2].max()) <= 16 for batch in train_iter)
+
+
+# Dynamic masking: new masks and new random next sentences for every pass.
+
+@pytest.fixture(scope='module')
+def dynamic_data(demo_root):
+    paragraphs = read_wiki(demo_root / 'wikitext-2', seed=0)
+    return paragraphs, WikiTextBERTData(paragraphs, 48, seed=3, dynamic=True)
+
+
+def _copy(arrays):
+    return [a.copy() for a in arrays]
+
+
+def test_dynamic_passes_differ_in_masks_and_pairs_but_not_in_size(dynamic_data):
+    _, data = dynamic_data
+    first, second = _copy(data.draw(0)), _copy(data.draw(1))
+    tokens0, tokens1 = first[0], second[0]
+    assert tokens0.shape[0] == tokens1.shape[0] == len(data._firsts)
+    # Other positions are masked (the same examples, new draws).
+    assert (first[3] != second[3]).any(axis=1).mean() > 0.8
+    # Other examples keep their true next sentence, others get a new random one.
+    assert 0.3 < (first[6] != second[6]).mean() < 0.7
+    # The first sentence of every example is the same in both passes.
+    cls_and_a = (first[1] == 0) & (onp.arange(48) < first[2][:, None])
+    unmasked = cls_and_a & ~onp.isin(onp.arange(48)[None, :].repeat(len(tokens0), 0),
+                                     onp.concatenate([first[3], second[3]], axis=1))
+    assert (tokens0[unmasked] == tokens1[unmasked]).all()
+
+
+def test_dynamic_draws_keep_the_chapters_proportions(dynamic_data):
+    _, data = dynamic_data
+    for k in range(3):
+        tokens, segments, valid_lens, positions, weights, labels, nsp = _copy(data.draw(k))
+        assert 0.45 < nsp.mean() < 0.55
+        assert (valid_lens <= 48).all()
+        # 15% of each example's tokens (at least one) are predicted.
+        expected = onp.maximum(1, onp.round(valid_lens * 0.15))
+        assert (weights.sum(axis=1) == expected).all()
+        real = weights > 0
+        chosen = tokens[onp.arange(len(tokens))[:, None].repeat(positions.shape[1], 1)[real],
+                        positions[real]]
+        mask_share = (chosen == data.vocab['<mask>']).mean()
+        kept_share = (chosen == labels[real]).mean()
+        assert 0.75 < mask_share < 0.85 and 0.08 < kept_share < 0.15
+        # A true next sentence is one; a random one is any sentence that fits.
+        assert ((nsp == 1) | (nsp == 0)).all()
+
+
+def test_dynamic_draws_are_reproducible_with_a_seed(dynamic_data):
+    paragraphs, data = dynamic_data
+    again = WikiTextBERTData(paragraphs, 48, seed=3, dynamic=True)
+    for k in (2, 0, 5):
+        assert all((x == y).all() for x, y in zip(_copy(data.draw(k)), again.draw(k)))
+    other = WikiTextBERTData(paragraphs, 48, seed=4, dynamic=True)
+    assert (other.draw(0)[3] != data.draw(0)[3]).any()
+
+
+def test_fixed_masking_is_the_default_and_cannot_draw(dynamic_data):
+    paragraphs, _ = dynamic_data
+    fixed = WikiTextBERTData(paragraphs, 48, seed=3)
+    with pytest.raises(ValueError, match='dynamic=True'):
+        fixed.draw(1)
+
+
+def test_dynamic_loader_draws_each_pass_anew_and_replays_a_pass(demo_root):
+    def passes(loader, count):
+        return [onp.concatenate([b[3].asnumpy().ravel() for b in loader]) for _ in range(count)]
+
+    train_iter, _ = load_data_wiki(16, 48, data_dir=demo_root, seed=1, dynamic=True)
+    p0, p1, p2 = passes(train_iter, 3)
+    assert len(p0) and not (len(p0) == len(p1) and (p0 == p1).all())
+    fixed_iter, _ = load_data_wiki(16, 48, data_dir=demo_root, seed=1)
+    f0, f1 = passes(fixed_iter, 2)
+    assert sorted(f0.tolist()) == sorted(f1.tolist())  # the same masks, reshuffled
+    # A resumed run replays pass 2 exactly (see BatchLoader.seek).
+    again, _ = load_data_wiki(16, 48, data_dir=demo_root, seed=1, dynamic=True)
+    again.seek(2)
+    assert (passes(again, 1)[0] == p2).all()
+
+
+def test_snli_sentences_join_the_pretraining_text(demo_root):
+    from d2l_nli import read_snli
+    from d2l_nli.wiki import snli_paragraphs
+
+    pairs = read_snli(demo_root / 'snli_1.0', split='train')
+    extra = snli_paragraphs(pairs)
+    assert extra[0] == [pairs[0][0], pairs[1][0]]
+    plain, _ = load_data_wiki(16, 48, data_dir=demo_root)
+    joined, vocab = load_data_wiki(16, 48, data_dir=demo_root, extra_paragraphs=extra)
+    assert joined.num_examples > plain.num_examples
+
+
+def test_random_second_sentences_come_from_the_same_text(demo_root):
+    """SNLI examples get another pair's hypothesis as their random second sentence."""
+    from d2l_nli import read_snli
+    from d2l_nli.wiki import snli_paragraphs
+
+    wiki = read_wiki(demo_root / 'wikitext-2', seed=0)
+    premises, hypotheses, labels = read_snli(demo_root / 'snli_1.0', split='train')
+    snli = snli_paragraphs((premises, hypotheses, labels))
+    data = WikiTextBERTData(wiki + snli, 48, seed=0, dynamic=True,
+                            pools=[0] * len(wiki) + [1] * len(snli))
+    vocab = data.vocab
+    hyps = {tuple(vocab[h.lower().split()]) for h in hypotheses}
+    prems = {tuple(vocab[p.lower().split()]) for p in premises}
+    wiki_sents = {tuple(vocab[s.lower().split()]) for p in wiki for s in p}
+    checked = 0
+    for k in range(2):
+        tokens, _, valid_lens, positions, weights, labels, nsp = data.draw(k)
+        sep = vocab['<sep>']
+        for i in onp.nonzero(nsp == 0)[0]:
+            row = tokens[i].copy()
+            real = weights[i] > 0
+            row[positions[i][real]] = labels[i][real]  # undo the masking
+            cut = list(row[:valid_lens[i]]).index(sep)
+            first, second = tuple(row[1:cut]), tuple(row[cut + 1:valid_lens[i] - 1])
+            if first in prems and first not in wiki_sents:
+                assert second in hyps and second not in wiki_sents
+                checked += 1
+            elif first in wiki_sents and first not in prems:
+                assert second in wiki_sents
+                checked += 1
+    assert checked > 100
+    with pytest.raises(ValueError, match='pools for'):
+        WikiTextBERTData(wiki, 48, dynamic=True, pools=[0])

@@ -5,6 +5,8 @@
 
 Runs each notebook top to bottom in a fresh ``python3`` kernel (this
 environment's Python), with live plots off so each figure is one output.
+The data and runs folders in the saved outputs become ``<data folder>``
+and ``<runs folder>``: committed outputs name no machine's paths.
 Stops at the first cell that raises, and then leaves that notebook
 unchanged. Saved notebooks keep kernel ``python3`` and no timestamps, so
 re-running only changes what the code printed.
@@ -24,8 +26,25 @@ LANGUAGE_INFO = {'name': 'python'}
 CELL_VOLATILE = ('execution', 'collapsed', 'scrolled', 'ExecuteTime')
 
 
-def clean(nb):
-    """Drop run-dependent metadata in place; returns the error outputs found."""
+def machine_paths():
+    """``{path: placeholder}`` for the folders whose names differ by machine."""
+    from d2l_nli import get_data_dir, runs_dir
+
+    paths = {}
+    for folder, name in ((runs_dir(), '<runs folder>'), (get_data_dir(), '<data folder>')):
+        for form in {str(folder), str(Path(folder).resolve())}:
+            paths[form.rstrip('/')] = name
+    return dict(sorted(paths.items(), key=lambda kv: -len(kv[0])))  # longest first
+
+
+def _hide(text, paths):
+    for path, name in paths.items():
+        text = text.replace(path, name)
+    return text
+
+
+def clean(nb, paths=None):
+    """Drop run-dependent metadata and machine paths in place; returns the error outputs."""
     nb['metadata'] = {'kernelspec': dict(KERNELSPEC), 'language_info': dict(LANGUAGE_INFO)}
     errors = []
     for cell in nb['cells']:
@@ -35,6 +54,12 @@ def clean(nb):
         cell.pop('id', None)
         for output in cell.get('outputs', []):
             output.get('metadata', {}).pop('needs_background', None)
+            if paths:
+                if 'text' in output:
+                    output['text'] = _hide(''.join(output['text']), paths).splitlines(True)
+                plain = output.get('data', {}).get('text/plain')
+                if plain is not None:
+                    output['data']['text/plain'] = _hide(''.join(plain), paths).splitlines(True)
             if output.get('output_type') == 'error':
                 errors.append(f"{output.get('ename')}: {output.get('evalue')}")
     nb['nbformat'], nb['nbformat_minor'] = 4, 4
@@ -78,7 +103,7 @@ def main(argv=None):
                 print(f'{path}: FAILED, left unchanged:\n{err}', file=sys.stderr)
                 status = 1
                 continue
-        errors = clean(nb)
+        errors = clean(nb, machine_paths())
         if errors:
             print(f'{path}: has error outputs, left unchanged: {errors}', file=sys.stderr)
             status = 1
