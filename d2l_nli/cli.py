@@ -285,8 +285,8 @@ def _recipe_options(p, model, cfg):
                    help='linear warm-up of the learning rate over this many steps, then linear '
                         f'decay (default: {cfg.warmup_steps}, a constant rate)')
     p.add_argument('--final-lr-fraction', type=float,
-                   help='after the warm-up, decay linearly to this fraction of --lr '
-                        f'(default: {cfg.final_lr_fraction})')
+                   help='with --warmup-steps: after the warm-up, decay linearly to this '
+                        f'fraction of --lr (default: {cfg.final_lr_fraction})')
     p.add_argument('--mlm-bias-init', action=yes_no,
                    help='start the MLM output bias at the words\' log-frequencies '
                         f'(default: {"yes" if cfg.mlm_bias_init else "no"})')
@@ -313,8 +313,8 @@ def _snli_options(p, cfg):
     p.add_argument('--test-size', type=_int_at_least(1), help='evaluate on a random subset')
     p.add_argument('--split', choices=['test', 'dev'], default='test',
                    help='SNLI split to measure accuracy on (default: test)')
-    p.add_argument('--truncate', choices=['longest_first', 'ratio'], default=cfg.truncate,
-                   help='how to cut pairs longer than --max-len (default: longest_first)')
+    p.add_argument('--truncate', choices=['longest_first', 'ratio'],
+                   help=f'how to cut pairs longer than --max-len (default: {cfg.truncate})')
 
 
 def _kvstore_option(p):

@@ -150,7 +150,8 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
         'task': 'pretrain', 'model': dataclasses.asdict(model), 'batch_size': cfg.batch_size,
         'max_len': cfg.max_len, 'num_pairs': cfg.num_pairs, 'mlm_bias_init': cfg.mlm_bias_init,
         'embedding_init': cfg.embedding_init, 'dynamic_masking': cfg.dynamic_masking,
-        'task_pairs': cfg.task_pairs})
+        'task_pairs': cfg.task_pairs, 'warmup_steps': cfg.warmup_steps,
+        'final_lr_fraction': cfg.final_lr_fraction})
     with _progress(cfg.num_steps, 'pretraining', progress) as update:
         metrics = train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), devices,
                              cfg.num_steps, trainer=trainer, animator=animator,
@@ -258,7 +259,8 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
         'task': 'finetune', 'bert': dataclasses.asdict(bert.config),
         'batch_size': cfg.batch_size, 'max_len': cfg.max_len, 'train_size': cfg.train_size,
-        'truncate': cfg.truncate})
+        'truncate': cfg.truncate, 'pooling': cfg.pooling, 'dropout': cfg.dropout,
+        'encoder_lr_scale': cfg.encoder_lr_scale, 'warmup_fraction': cfg.warmup_fraction})
     with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
         metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                              trainer, cfg.num_epochs, devices, animator=animator,

@@ -110,10 +110,10 @@ class Profile:
 PROFILES = {
     # Chosen by measurement on a 2-core CPU with the real WikiText-2 and SNLI
     # (BENCHMARKS.md, "The small profile's pretraining recipe"): all pairs,
-    # new masks and random sentences every pass, the SNLI training sentences
-    # as extra text, the original BERT's embedding initialization and
-    # LayerNorm, the MLM bias at the word frequencies, warm-up and decay to
-    # zero, no dropout. About 11 minutes of pretraining on 2 cores.
+    # new masks and random sentences every pass, the original BERT's
+    # embedding initialization and LayerNorm, the MLM bias at the word
+    # frequencies, warm-up and decay to zero, no dropout. (SNLI's sentences
+    # as extra text, task_pairs, was measured too and did not pay.)
     'small': Profile(
         name='small',
         model=ModelConfig(dropout=0.0, embedding_norm=True),

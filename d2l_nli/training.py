@@ -293,6 +293,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
                 window = []
             if held_out is not None and (step % (held_out_every or num_steps) == 0
                                          or step == num_steps):
+                npx.waitall()  # the steps so far are training time, not evaluation
                 seconds += timer.stop()
                 curve.append(dict(step=step, seconds=seconds,
                                   **evaluate_bert_losses(net, held_out, vocab_size, devices)))

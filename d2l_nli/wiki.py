@@ -91,6 +91,9 @@ class WikiTextBERTData:
     def __init__(self, paragraphs, max_len, vocab=None, seed=0, dynamic=False, pools=None):
         if max_len < 5:
             raise ValueError(f'max_len={max_len} is too small: a pair needs at least 5 tokens')
+        if pools is not None and not dynamic:
+            raise ValueError('pools need dynamic=True: the chapter\'s pairs, drawn once, '
+                             'take their random sentences from the whole text')
         # Every sentence is split and looked up once, into one flat id array;
         # pairs are then (sentence, sentence) index pairs, laid out in bulk.
         sentences = [s.lower().split() for p in paragraphs for s in p]
@@ -318,6 +321,9 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
     ``extra_paragraphs`` (lists of sentence strings) joins more text to
     WikiText-2, e.g. the task's own unlabelled sentences (see
     :func:`d2l_nli.snli_paragraphs`); its words count for the vocabulary.
+    With ``dynamic=True`` the random second sentences of the extra text come
+    from the extra text only (see ``pools`` in :class:`WikiTextBERTData`);
+    without, from anywhere, as the chapter draws them.
     """
     from .hub import download_extract
 

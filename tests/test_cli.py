@@ -190,7 +190,7 @@ def test_pretrain_with_the_small_profile_runs_its_recipe(demo_root, tmp_path):
     assert result.returncode == 0, result.stderr
     record = json.loads((tmp_path / 'm.json').read_text())
     assert [p['step'] for p in record['held_out']] == [3, 6]
-    assert record['options']['dynamic_masking'] is True and record['options']['task_pairs']
+    assert record['options']['dynamic_masking'] is True and record['options']['task_pairs'] == 0
     assert 'held-out MLM loss' in result.stdout
     config = json.loads((tmp_path / 'bert' / 'config.json').read_text())
     assert config['bert']['embedding_norm'] is True
