@@ -97,7 +97,8 @@ class Profile:
             ('dynamic masking', p.dynamic_masking),
             (f'+ {p.task_pairs:,} SNLI training pairs as text', p.task_pairs),
             (f'warm-up {p.warmup_steps} steps, then linear decay to '
-             f'{p.final_lr_fraction:g} x lr', p.warmup_steps),
+             + ('zero' if p.final_lr_fraction == 0 else f'{p.final_lr_fraction:g} x lr'),
+             p.warmup_steps),
             (f'dropout {m.dropout:g}', m.dropout != 0.2)) if on]
         return (f'profile: {self.name} ({self.reason})\n'
                 f'  pretraining: {pairs}, batch {p.batch_size}, max_len {p.max_len}, '
@@ -112,19 +113,21 @@ PROFILES = {
     # (BENCHMARKS.md, "The small profile's pretraining recipe"): all pairs,
     # new masks and random sentences every pass, the original BERT's
     # embedding initialization and LayerNorm, the MLM bias at the word
-    # frequencies, warm-up and decay to zero, no dropout. (SNLI's sentences
-    # as extra text, task_pairs, was measured too and did not pay.)
+    # frequencies, warm-up and decay to zero, no dropout; 4,000 steps, 20
+    # minutes on 2 cores. (SNLI's sentences as extra text, task_pairs,
+    # was measured too and did not pay.)
     'small': Profile(
         name='small',
         model=ModelConfig(dropout=0.0, embedding_norm=True),
-        pretrain=PretrainConfig(batch_size=64, max_len=64, num_steps=2500, lr=2e-3,
+        pretrain=PretrainConfig(batch_size=64, max_len=64, num_steps=4000, lr=2e-3,
                                 warmup_steps=100, final_lr_fraction=0.0, mlm_bias_init=True,
                                 embedding_init='normal', dynamic_masking=True,
                                 task_pairs=0),
         finetune=FinetuneConfig(batch_size=32, max_len=64, num_epochs=3, lr=5e-4,
                                 train_size=10_000, test_size=None),
         min_mlm_gain={'real': 0.5, 'demo': 2.0}, max_nsp_loss={'real': 0.6, 'demo': 0.66},
-        min_test_acc={'real': 0.55, 'demo': 0.75},
+        min_test_acc={'real': 0.5, 'demo': 0.75},
+        held_out_every=500,
         demo=dict(num_steps=400, warmup_steps=40, chapter_steps=200, held_out_every=100)),
     'full': Profile(
         name='full',

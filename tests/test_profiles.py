@@ -172,7 +172,7 @@ def test_chapter_pretraining_is_the_chapters_recipe_at_the_profiles_sizes():
 def test_describe_names_what_the_small_profile_changes():
     text = d2l_nli.PROFILES['small'].describe()
     for change in ('N(0, 0.02)', 'embedding LayerNorm', 'dynamic masking', 'dropout 0',
-                   'decay to 0'):
+                   'decay to zero'):
         assert change in text
     assert "not the chapter's" not in dataclasses.replace(
         d2l_nli.PROFILES['small'], model=d2l_nli.PRESETS['chapter'].model,
