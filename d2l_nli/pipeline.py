@@ -16,7 +16,6 @@ from mxnet.gluon import nn
 
 from .checkpoint import load_pretrained
 from .classifier import BERTClassifier
-from .distributed import make_trainer
 from .hub import download_extract
 from .model import BERTModel
 from .plot import Animator
