@@ -10,6 +10,7 @@ machine's state. Results go to ``benchmarks/results/<group>.json``.
     bash benchmarks/setup_envs.sh              # once: the two other environments
     .venv/bin/python benchmarks/run.py throughput
     .venv/bin/python benchmarks/run.py tuned
+    .venv/bin/python benchmarks/run.py pretrain  # against an earlier commit too
     .venv/bin/python benchmarks/run.py scaling
     .venv/bin/python benchmarks/run.py threads
     .venv/bin/python benchmarks/run.py accuracy
@@ -26,6 +27,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,7 +37,12 @@ RESULTS = HERE / 'results'
 PY = {'ours': os.environ.get('D2L_NLI_BENCH_OURS', str(ROOT / '.venv' / 'bin' / 'python')),
       'ref': os.environ.get('D2L_NLI_BENCH_REF', str(HERE / '.envs' / 'ref' / 'bin' / 'python')),
       'hf': os.environ.get('D2L_NLI_BENCH_HF', str(HERE / '.envs' / 'hf' / 'bin' / 'python'))}
-SCRIPT = {'ours': HERE / 'worker_ours.py', 'ref': HERE / 'worker_ref.py', 'hf': HERE / 'peer_hf.py'}
+# An earlier commit of this project, unpacked by `git archive` (see the
+# pretrain group), run with our environment and its own package and worker.
+BASE = Path(os.environ.get('D2L_NLI_BENCH_BASE', HERE / '.base'))
+PY['base'] = PY['ours']
+SCRIPT = {'ours': HERE / 'worker_ours.py', 'ref': HERE / 'worker_ref.py', 'hf': HERE / 'peer_hf.py',
+          'base': BASE / 'benchmarks' / 'worker_ours.py'}
 # Settings we do not want to leak between implementations: each gets its defaults.
 SCRUB = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'D2L_NLI_THREADS',
          'MKL_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_')
@@ -48,18 +55,35 @@ def worker(impl, *args, env=None, timeout=7200):
             sys.exit(f'{path}: not found. Run: bash benchmarks/setup_envs.sh')
     cmd = [PY[impl], str(SCRIPT[impl]), *map(str, args)]
     full_env = {k: v for k, v in os.environ.items() if k not in SCRUB}
+    if impl == 'base':  # the earlier commit's package, not the installed one
+        sys.path.insert(0, str(HERE))
+        import _common
+        env = {'PYTHONPATH': os.path.relpath(BASE, ROOT), **(env or {}),
+               'D2L_NLI_BENCH_DATA': os.path.relpath(_common.DATA, ROOT)}
     full_env.update(env or {})
     shown = ' '.join(f'{k}={v}' for k, v in (env or {}).items())
     print(f'$ {shown + " " if shown else ""}{" ".join(cmd[1:])}', file=sys.stderr, flush=True)
     start = time.perf_counter()
-    proc = subprocess.run(cmd, env=full_env, capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+    with tempfile.TemporaryFile('w+') as out, tempfile.TemporaryFile('w+') as err:
+        proc = subprocess.Popen(cmd, env=full_env, stdout=out, stderr=err, text=True, cwd=ROOT)
+        killer = threading.Timer(timeout, proc.kill)
+        killer.start()
+        try:
+            # wait4: this process's own peak resident memory, whatever it runs.
+            _, status, usage = os.wait4(proc.pid, 0)
+        finally:
+            killer.cancel()
+        proc.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        err.seek(0)
+        stdout, stderr = out.read(), err.read()
     if proc.returncode:
-        sys.exit(f'worker failed ({proc.returncode}): {" ".join(cmd)}\n{proc.stderr[-3000:]}')
-    result = json.loads(proc.stdout.strip().splitlines()[-1])
+        sys.exit(f'worker failed ({proc.returncode}): {" ".join(cmd)}\n{stderr[-3000:]}')
+    result = json.loads(stdout.strip().splitlines()[-1])
     result['command'] = (shown + ' ' if shown else '') + ' '.join(
         [os.path.relpath(cmd[0], ROOT)] + [os.path.relpath(cmd[1], ROOT)] + cmd[2:])
     result['wall_seconds'] = time.perf_counter() - start
+    result['peak_rss_mib'] = usage.ru_maxrss / 1024  # Linux reports KiB
     return result
 
 
@@ -194,6 +218,55 @@ def run_tuned(a):
                       env=REF_TUNED)}
     save('tuned', out)
     report_tuned(out)
+
+
+def run_pretrain(a):
+    """Pretraining speed and memory: ours, the base commit, the plain MLM path, the reference.
+
+    The base is this project at an earlier commit (``--base-commit``,
+    unpacked into ``benchmarks/.base``); fine-tuning and evaluation are
+    measured again beside the HF peer in the same run.
+    """
+    reps = a.repeats
+    base_commit = unpack_base(a.base_commit)
+    npz = '/tmp/d2l_nli_bench_snli'
+    worker('ours', 'export', '--out', npz)
+    out = {'rounds': reps, 'base_commit': base_commit, 'env_ref': REF_TUNED}
+
+    def pretrain(impl, *extra, env=None):
+        return worker(impl, 'pretrain', '--batches', 10, '--warmup', 5, '--repeats', reps,
+                      *extra, env=env)
+
+    out['pretrain'] = {'ours': pretrain('ours'), 'base': pretrain('base'),
+                       'ours_plain_mlm': pretrain('ours', '--mlm', 'plain'),
+                       'ref': worker('ref', 'pretrain', '--batches', 5, '--warmup', 2,
+                                     '--repeats', reps, env=REF_TUNED)}
+    out['finetune'] = {
+        'ours': worker('ours', 'finetune', '--batches', 30, '--warmup', 15, '--repeats', reps),
+        'hf': [worker('hf', '--data', npz + '.train.npz', '--mode', 'train', '--batches', 30,
+                      '--warmup', 15) for _ in range(reps)]}
+    out['eval'] = {
+        'ours': worker('ours', 'eval', '--repeats', reps),
+        'hf': [worker('hf', '--data', npz + '.dev.npz', '--mode', 'eval', '--warmup', 3)
+               for _ in range(reps)]}
+    save('pretrain', out)
+    report_pretrain(out)
+
+
+def unpack_base(commit):
+    """``git archive`` of ``commit`` into BASE (replaced); returns the full hash."""
+    full = subprocess.run(['git', 'rev-parse', commit], cwd=ROOT, check=True,
+                          capture_output=True, text=True).stdout.strip()
+    if BASE.exists() and (BASE / '.commit').exists() and (BASE / '.commit').read_text() == full:
+        return full
+    import shutil
+    shutil.rmtree(BASE, ignore_errors=True)
+    BASE.mkdir(parents=True)
+    archive = subprocess.run(['git', 'archive', full], cwd=ROOT, check=True,
+                             capture_output=True).stdout
+    subprocess.run(['tar', '-x', '-C', str(BASE)], input=archive, check=True)
+    (BASE / '.commit').write_text(full)
+    return full
 
 
 def run_tta(a):
@@ -368,9 +441,33 @@ def report_tuned(out):
             print(f'- {key}, {impl}: `{cmd(result)}`')
 
 
+def report_pretrain(out):
+    p = out['pretrain']
+    o, b, pl, r = (med(rates(p[k])) for k in ('ours', 'base', 'ours_plain_mlm', 'ref'))
+    print(f"\n### Pretraining, chapter settings (median of {out['rounds']} rounds; "
+          f"base = commit {out['base_commit'][:7]})\n")
+    print('| what | pairs/s | step (ms) | ours / this | peak RSS of the process (MiB) |')
+    print('|---|---|---|---|---|')
+    for name, key, rate in (('ours (fused MLM output layer)', 'ours', o),
+                            ('ours, MLM through autograd (`--mlm plain`)', 'ours_plain_mlm', pl),
+                            ('base commit', 'base', b),
+                            ('reference, tuned threads', 'ref', r)):
+        print(f"| {name} | {rate:,.0f} | {256 / rate * 1000:,.0f} | **{o / rate:.2f}x** | "
+              f"{p[key]['peak_rss_mib']:,.0f} |")
+    print('\n| what | ours | HF peer | ratio |')
+    print('|---|---|---|---|')
+    for key in ('finetune', 'eval'):
+        f, h = med(rates(out[key]['ours'])), med(rates(out[key]['hf']))
+        print(f'| {key} (examples/s) | {f:,.0f} | {h:,.0f} | **{f / h:.2f}x** |')
+    print('\nCommands:')
+    for key in ('pretrain', 'finetune', 'eval'):
+        for impl, result in out[key].items():
+            print(f'- {key}, {impl}: `{cmd(result)}`')
+
+
 def report_chapter():
     """The chapter's full run, extrapolated from measured per-step times (both sides)."""
-    thr, sc = load('throughput'), load('scaling')
+    thr, sc, pre_group = load('throughput'), load('scaling'), load('pretrain')
     if not thr or not sc:
         return
     full = next((r for r in sc['grid'] if r['n'] == 549367 and r['max_len'] == 128), None)
@@ -381,13 +478,16 @@ def report_chapter():
     print('| part | ours (min) | reference (min) |')
     print('|---|---|---|')
     total = {}
+    # Ours: the newest pretraining and fine-tuning rates (pretrain group) when measured.
+    newest = pre_group or thr
     for impl, key in (('ours', 'ours'), ('ref', 'ref')):
-        pre = 4000 * 256 / med(rates(thr['pretrain'][impl])) / 60
+        rated = newest if impl == 'ours' else thr
+        pre = 4000 * 256 / med(rates(rated['pretrain'][impl])) / 60
         load_s = med([r['seconds'] for r in thr['wiki_load'][impl]]) / 60
         prep = full[key]['prep_seconds'] / 60
         # Per-step rate from the throughput group (30 timed batches x rounds,
         # after warm-up; the scaling group times only a few batches).
-        fine = 5 * 549367 / med(rates(thr['finetune'][impl])) / 60
+        fine = 5 * 549367 / med(rates(rated['finetune'][impl])) / 60
         total[impl] = (load_s, pre, prep, fine)
     names = ['load_data_wiki', 'pretraining, 4,000 steps', 'SNLI preprocessing',
              'fine-tuning, 5 epochs']
@@ -400,6 +500,7 @@ def report_chapter():
 
 def run_report(a):
     for group, fn in (('throughput', report_throughput), ('tuned', report_tuned),
+                      ('pretrain', report_pretrain),
                       ('scaling', report_scaling),
                       ('threads', report_threads), ('accuracy', report_accuracy),
                       ('tta', report_tta)):
@@ -414,8 +515,11 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0],
                                      formatter_class=argparse.RawDescriptionHelpFormatter,
                                      epilog=__doc__.split('\n\n', 1)[1])
-    parser.add_argument('group', choices=['throughput', 'tuned', 'scaling', 'threads', 'accuracy',
-                                          'tta', 'report'])
+    parser.add_argument('group', choices=['throughput', 'tuned', 'pretrain', 'scaling', 'threads',
+                                          'accuracy', 'tta', 'report'])
+    parser.add_argument('--base-commit', default='f1ec79d',
+                        help='pretrain: the earlier commit to compare with (issue 14 started '
+                             'from f1ec79d)')
     parser.add_argument('--budget', type=float, default=900,
                         help='tta: seconds of ours (pretraining + fine-tuning epochs)')
     parser.add_argument('--repeats', type=int, default=3)

@@ -21,8 +21,10 @@ import mxnet as mx  # noqa: E402
 from mxnet import gluon, init, npx  # noqa: E402
 from d2l_nli import (BERTClassifier, BERTModel, SNLIBERTDataset, evaluate_accuracy_gpus,  # noqa: E402
                      RESERVED_TOKENS, Vocab, load_data_wiki, read_snli, read_wiki)
+from d2l_nli.fused_mlm import FusedPretrainingStep  # noqa: E402
 from d2l_nli.pipeline import pretrain  # noqa: E402
-from d2l_nli.training import train_batch_ch13  # noqa: E402
+from d2l_nli.training import (ChapterPretrainingStep, split_batch_multi_inputs,  # noqa: E402
+                              train_batch_ch13)
 
 DEVICES = [mx.cpu()]
 
@@ -122,21 +124,16 @@ def task_eval(a):
     C.emit(impl='ours', task='eval', rates=rates, examples=len(test))
 
 
-def pretrain_step(net, trainer, vocab_size):
-    from d2l_nli.training import _bert_losses
-    from mxnet import autograd, np
-
+def pretrain_step(net, trainer, vocab_size, mlm):
+    """One step of train_bert (d2l_nli.training) on one device; ``mlm``: fused or plain."""
     loss = gluon.loss.SoftmaxCELoss()
+    learning_step = (FusedPretrainingStep(net, loss) if mlm == 'fused'
+                     else ChapterPretrainingStep(net, loss, vocab_size))
 
     def step(batch):
-        # One step of train_bert (d2l_nli.training), on one device.
         *features, nsp_y = batch
-        total = np.maximum(features[4].sum(), 1e-8)
-        with autograd.record():
-            mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size, [tuple(features) + (nsp_y,)],
-                                          [total], len(nsp_y))
-            l = mlm_ls[0] + nsp_ls[0]
-        l.backward()
+        X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, DEVICES)
+        learning_step(features, X_shards, y_shards)
         trainer.step(1)
         return len(nsp_y)
     return step
@@ -149,9 +146,11 @@ def task_pretrain(a):
     net = new_bert(vocab)
     net.hybridize(static_alloc=True)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
-    rates, width = timed_batches(pretrain_step(net, trainer, len(vocab)), train_iter,
+    C.reset_peak_rss()  # the training's peak, from here on
+    rates, width = timed_batches(pretrain_step(net, trainer, len(vocab), a.mlm), train_iter,
                                  a.warmup, a.repeats, a.batches)
-    C.emit(impl='ours', task='pretrain', rates=rates, width=width)
+    C.emit(impl='ours', task='pretrain', mlm=a.mlm, rates=rates, width=width,
+           hwm_pretrain_mib=C.vm_hwm_mib())
 
 
 def task_wiki_load(a):
@@ -250,6 +249,9 @@ def main():
     parser.add_argument('--budget', type=float, default=None,
                         help='tta: stop fine-tuning after the epoch that passes this many seconds')
     parser.add_argument('--out', default='/tmp/d2l_nli_bench')
+    parser.add_argument('--mlm', choices=['fused', 'plain'], default='fused',
+                        help="pretrain: the MLM output layer's loss fused (the package's "
+                             "default) or through autograd (the chapter's)")
     parser.add_argument('--no-levers', action='store_true',
                         help='pad every batch to max_len and do not bucket')
     a = parser.parse_args()

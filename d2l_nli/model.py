@@ -175,7 +175,16 @@ class MaskLM(nn.HybridBlock):
         rows = F.np.expand_dims(F.npx.arange_like(pred_positions, axis=0).astype('int32'),
                                 axis=1) + F.np.zeros_like(pred_positions)
         masked_X = F.npx.gather_nd(X, F.np.stack([rows, pred_positions], axis=0))  # (B, P, H)
-        return self.mlp(masked_X)
+        return self.output(self.hidden(masked_X))
+
+    def hidden(self, masked_X):
+        """The head up to its output layer: (..., H) -> (..., H)."""
+        return self.mlp[1](self.mlp[0](masked_X))
+
+    @property
+    def output(self):
+        """The output layer over the vocabulary, (..., H) -> (..., V)."""
+        return self.mlp[2]
 
 
 @use_np
@@ -253,7 +262,8 @@ class BERTModel(nn.HybridBlock):
     def hybrid_forward(self, F, tokens, segments, valid_lens, pred_positions=None):
         encoded_X = self.encoder(tokens, segments, valid_lens)
         mlm_Y_hat = self.mlm(encoded_X, pred_positions) if pred_positions is not None else None
-        # The <cls> token's vector, through a tanh layer, predicts "is next".
-        cls = encoded_X[:, 0, :]
-        nsp_Y_hat = self.nsp(self.hidden(cls))
-        return encoded_X, mlm_Y_hat, nsp_Y_hat
+        return encoded_X, mlm_Y_hat, self.next_sentence(encoded_X)
+
+    def next_sentence(self, encoded_X):
+        """NSP logits (B, 2): the <cls> token's vector, through a tanh layer."""
+        return self.nsp(self.hidden(encoded_X[:, 0, :]))
