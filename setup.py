@@ -1,7 +1,9 @@
 """Install d2l-nli. The version comes from d2l_nli/VERSION (no package import)."""
+import importlib.util
 from pathlib import Path
 
-from setuptools import find_packages, setup
+from setuptools import Extension, find_packages, setup
+from setuptools.command.build_ext import build_ext
 
 HERE = Path(__file__).parent
 VERSION = (HERE / 'd2l_nli' / 'VERSION').read_text().strip()
@@ -20,6 +22,41 @@ CUDA11_LIBRARIES = [
     'nvidia-cudnn-cu11>=8.5,<9',
     'nvidia-nccl-cu11>=2.13,<3',
 ]
+
+
+
+def mxnet_folder():
+    """Where the mxnet package is (pyproject.toml puts it in the build environment)."""
+    spec = importlib.util.find_spec('mxnet')  # finds it without importing it
+    return Path(spec.submodule_search_locations[0]) if spec else None
+
+
+class BuildFastOps(build_ext):
+    """Compile d2l_nli/csrc against the mxnet wheel's extension API; never fail the install.
+
+    Without a C++ compiler (or the wheel's headers) d2l-nli installs and
+    works with MXNet's own LayerNorm, more slowly: see d2l_nli/fast_ops.py.
+    """
+
+    def build_extension(self, ext):
+        folder = mxnet_folder()
+        if folder is None or not (folder / 'include' / 'mxnet' / 'lib_api.h').exists():
+            print('d2l-nli: mxnet\'s extension headers were not found; installing without '
+                  'the compiled LayerNorm (training is slower).')
+            return
+        ext.include_dirs.append(str(folder / 'include'))
+        ext.sources.append(str(folder / 'src' / 'lib_api.cc'))
+        try:
+            super().build_extension(ext)
+        except Exception as err:  # no compiler, or it failed
+            print(f'd2l-nli: could not compile the fast LayerNorm ({err}). d2l-nli works '
+                  'without it, more slowly; install a C++ compiler (g++ or clang++) and '
+                  'reinstall to get it.')
+
+
+FAST_OPS = Extension('d2l_nli._fast_ops', sources=['d2l_nli/csrc/layer_norm.cc'],
+                     language='c++', extra_compile_args=['-O3', '-std=c++17'],
+                     libraries=['pthread'])
 
 setup(
     name='d2l-nli',
@@ -48,6 +85,8 @@ setup(
         'test': ['pytest>=7', 'nbval>=0.10', 'nbclient>=0.5', 'ipykernel>=6', 'jupyter>=1.0',
                  'hypothesis>=6'],
     },
+    ext_modules=[FAST_OPS],
+    cmdclass={'build_ext': BuildFastOps},
     entry_points={'console_scripts': ['d2l-nli=d2l_nli.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',

@@ -8,9 +8,11 @@ line and a table. Run alone on a quiet machine:
 
     .venv/bin/python benchmarks/mlm_levers.py
 
-bf16 is tried only where the CPU reports AVX512-BF16 (``/proc/cpuinfo``);
-MXNet 1.9.1 has bf16 FullyConnected but not bf16 dot/batch_dot, and its
-bf16 -> fp32 cast is slow, so the fused layer does not use it.
+bf16 is tried only where the CPU reports AVX512-BF16 (``/proc/cpuinfo``).
+MXNet 1.9.1 has a bf16 FullyConnected but no bf16 ``dot`` (and bf16
+``batch_dot`` crashed here), so only the logits and the input gradient
+could use it, for about 5% of a step and bf16-rounded logits: the fused
+layer stays in float32.
 """
 import json
 import time
@@ -53,17 +55,19 @@ def main():
         ('fresh (N, V) buffer: np.zeros', lambda: np.zeros((N, V))),
         ('logits, new output', lambda: mx.nd.FullyConnected(nd['h'], nd['w'], nd['b'],
                                                             num_hidden=V)),
-        ('logits, into a reused buffer', lambda: mx.nd.FullyConnected(
+        ('logits, into a reused buffer (ours)', lambda: mx.nd.FullyConnected(
             nd['h'], nd['w'], nd['b'], num_hidden=V, out=nd['buf'])),
         ('softmax, new output', lambda: mx.nd.softmax(nd['buf'])),
-        ('softmax, in place', lambda: mx.nd.softmax(nd['buf'], out=nd['buf'])),
+        ('softmax, in place (ours)', lambda: mx.nd.softmax(nd['buf'], out=nd['buf'])),
         ('log_softmax, new output (chapter)', lambda: mx.nd.log_softmax(nd['buf'])),
         ('dW, dot(transpose_a)', lambda: mx.nd.dot(nd['buf'], nd['h'], transpose_a=True)),
         ('dW and db, linalg.gemm2 on [h, 1]', lambda: mx.nd.linalg.gemm2(
             nd['buf'], ha, transpose_a=True)),
+        ('dW and db, linalg.gemm2 [h, 1]^T g, then transposed (ours)', lambda: mx.nd.transpose(
+            mx.nd.linalg.gemm2(ha, nd['buf'], transpose_a=True))),
         ('db alone, sum over rows', lambda: mx.nd.sum(nd['buf'], axis=0)),
         ('dh, np.dot', lambda: np.dot(buf, weight)),
-        ('dh, FullyConnected with W^T', lambda: mx.nd.FullyConnected(
+        ('dh, FullyConnected with W^T (ours)', lambda: mx.nd.FullyConnected(
             nd['buf'], wt, no_bias=True, num_hidden=H)),
     ]
     results = {name: timed(f) for name, f in rows}

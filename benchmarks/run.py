@@ -48,6 +48,14 @@ SCRUB = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'D2L_NLI_THREAD
          'MKL_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_')
 
 
+def bench_data():
+    """The data folder the workers read (benchmarks/_common.py decides)."""
+    sys.path.insert(0, str(HERE))
+    import _common
+    sys.path.remove(str(HERE))
+    return _common.DATA
+
+
 def worker(impl, *args, env=None, timeout=7200):
     """Run one worker; return its JSON result (with the command that produced it)."""
     for name, path in (('python', PY[impl]), ('script', SCRIPT[impl])):
@@ -56,10 +64,8 @@ def worker(impl, *args, env=None, timeout=7200):
     cmd = [PY[impl], str(SCRIPT[impl]), *map(str, args)]
     full_env = {k: v for k, v in os.environ.items() if k not in SCRUB}
     if impl == 'base':  # the earlier commit's package, not the installed one
-        sys.path.insert(0, str(HERE))
-        import _common
         env = {'PYTHONPATH': os.path.relpath(BASE, ROOT), **(env or {}),
-               'D2L_NLI_BENCH_DATA': os.path.relpath(_common.DATA, ROOT)}
+               'D2L_NLI_BENCH_DATA': os.path.relpath(bench_data(), ROOT)}
     full_env.update(env or {})
     shown = ' '.join(f'{k}={v}' for k, v in (env or {}).items())
     print(f'$ {shown + " " if shown else ""}{" ".join(cmd[1:])}', file=sys.stderr, flush=True)
@@ -200,6 +206,7 @@ def run_accuracy(a):
 
 
 REF_TUNED = {'OMP_NUM_THREADS': '2', 'OMP_WAIT_POLICY': 'PASSIVE'}
+NO_FAST_OPS = {'D2L_NLI_FAST_OPS': '0'}  # MXNet's own LayerNorm (d2l_nli/fast_ops.py)
 
 
 def run_tuned(a):
@@ -239,10 +246,17 @@ def run_pretrain(a):
 
     out['pretrain'] = {'ours': pretrain('ours'), 'base': pretrain('base'),
                        'ours_plain_mlm': pretrain('ours', '--mlm', 'plain'),
+                       'ours_no_fast_ops': pretrain('ours', env=NO_FAST_OPS),
                        'ref': worker('ref', 'pretrain', '--batches', 5, '--warmup', 2,
                                      '--repeats', reps, env=REF_TUNED)}
+
+    def finetune(impl, env=None):
+        return worker(impl, 'finetune', '--batches', 30, '--warmup', 15, '--repeats', reps,
+                      env=env)
+
     out['finetune'] = {
-        'ours': worker('ours', 'finetune', '--batches', 30, '--warmup', 15, '--repeats', reps),
+        'ours': finetune('ours'), 'base': finetune('base'),
+        'ours_no_fast_ops': finetune('ours', env=NO_FAST_OPS),
         'hf': [worker('hf', '--data', npz + '.train.npz', '--mode', 'train', '--batches', 30,
                       '--warmup', 15) for _ in range(reps)]}
     out['eval'] = {
@@ -448,17 +462,22 @@ def report_pretrain(out):
           f"base = commit {out['base_commit'][:7]})\n")
     print('| what | pairs/s | step (ms) | ours / this | peak RSS of the process (MiB) |')
     print('|---|---|---|---|---|')
-    for name, key, rate in (('ours (fused MLM output layer)', 'ours', o),
+    nf = med(rates(p['ours_no_fast_ops']))
+    for name, key, rate in (('ours (fused MLM output layer, compiled LayerNorm)', 'ours', o),
+                            ("ours with MXNet's LayerNorm (`D2L_NLI_FAST_OPS=0`)",
+                             'ours_no_fast_ops', nf),
                             ('ours, MLM through autograd (`--mlm plain`)', 'ours_plain_mlm', pl),
                             ('base commit', 'base', b),
                             ('reference, tuned threads', 'ref', r)):
         print(f"| {name} | {rate:,.0f} | {256 / rate * 1000:,.0f} | **{o / rate:.2f}x** | "
               f"{p[key]['peak_rss_mib']:,.0f} |")
-    print('\n| what | ours | HF peer | ratio |')
-    print('|---|---|---|---|')
+    print('\n| what | examples/s | ours / this |')
+    print('|---|---|---|')
     for key in ('finetune', 'eval'):
-        f, h = med(rates(out[key]['ours'])), med(rates(out[key]['hf']))
-        print(f'| {key} (examples/s) | {f:,.0f} | {h:,.0f} | **{f / h:.2f}x** |')
+        f = med(rates(out[key]['ours']))
+        for impl, result in out[key].items():
+            print(f'| {key}, {impl} | {med(rates(result)):,.0f} | '
+                  f'**{f / med(rates(result)):.2f}x** |')
     print('\nCommands:')
     for key in ('pretrain', 'finetune', 'eval'):
         for impl, result in out[key].items():

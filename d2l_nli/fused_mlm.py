@@ -133,25 +133,28 @@ class MLMOutputLayer:
         probs[at_label] = p_label - 1  # probs now holds softmax - one_hot
         scale = np.expand_dims(row_scale, axis=1)
         # One product gives the weight's and the bias's gradients:
-        # (N, V)^T (N, H + 1) -> (V, H + 1). (linalg.gemm2 and
-        # fully_connected were the fastest CPU routes for these shapes.)
+        # (N, H + 1)^T (N, V) -> (H + 1, V), then W's rows transposed.
+        # (linalg.gemm2 in this order and fully_connected were the fastest
+        # CPU routes for these shapes: benchmarks/mlm_levers.py.)
         inputs = np.concatenate([hidden * scale, scale], axis=1).as_nd_ndarray()
-        d_weight_bias = mx.nd.linalg.gemm2(nd_probs, inputs, transpose_a=True).as_np_ndarray()
+        d_bias_weight = mx.nd.linalg.gemm2(inputs, nd_probs, transpose_a=True).as_np_ndarray()
         # (N, V) (V, H) as fully_connected(probs, W^T): no bias, H outputs.
         d_hidden = npx.fully_connected(probs, np.transpose(weight), num_hidden=num_hiddens,
                                        no_bias=True) * scale
-        return (loss, d_hidden, d_weight_bias[:, :num_hiddens], d_weight_bias[:, num_hiddens])
+        return (loss, d_hidden, np.transpose(d_bias_weight[:num_hiddens]),
+                d_bias_weight[num_hiddens])
 
 
 def record_output_grads(dense, ctx, d_weight, d_bias):
     """A recorded scalar whose gradient puts ``d_weight``, ``d_bias`` on ``dense``.
 
     Call inside ``autograd.record()`` and include the result in the
-    backward pass: d/dW sum(W * G) = G, so autograd itself writes the
+    backward pass: d/dW <W, G> = G, so autograd itself writes the
     gradients computed outside it, the way it writes every other one.
     """
-    return ((dense.weight.data(ctx) * d_weight).sum()
-            + (dense.bias.data(ctx) * d_bias).sum())
+    # Dot products of the flattened arrays: one pass each, faster than sum(W * G).
+    return (np.dot(dense.weight.data(ctx).reshape(-1), d_weight.reshape(-1))
+            + np.dot(dense.bias.data(ctx), d_bias))
 
 
 class FusedPretrainingStep:

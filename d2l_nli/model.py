@@ -15,12 +15,17 @@ Differences from the book's code, all deliberate:
   valid positions do not depend on the padding.
 * Every layer declares its input size, so nothing waits for deferred shape
   inference (the reference's unused MLM head broke ``trainer.step``).
+* LayerNorms are :class:`d2l_nli.fast_ops.LayerNorm`: ``nn.LayerNorm``
+  with a compiled CPU kernel when it was built (same parameters, same
+  results, a 5x faster backward).
 """
 import dataclasses
 import math
 
 from mxnet.gluon import nn
 from mxnet.util import use_np
+
+from .fast_ops import LayerNorm
 
 __all__ = ['BERTConfig', 'BERT_PRESETS', 'MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
            'MaskLM', 'NextSentencePred', 'BERTModel']
@@ -115,8 +120,8 @@ class EncoderBlock(nn.HybridBlock):
                              in_units=num_hiddens)
         self.ffn2 = nn.Dense(num_hiddens, flatten=False, in_units=ffn_num_hiddens)
         self.dropout = nn.Dropout(dropout)
-        self.ln1 = nn.LayerNorm(in_channels=num_hiddens)
-        self.ln2 = nn.LayerNorm(in_channels=num_hiddens)
+        self.ln1 = LayerNorm(in_channels=num_hiddens)
+        self.ln2 = LayerNorm(in_channels=num_hiddens)
 
     def hybrid_forward(self, F, X, valid_lens):
         Y = self.ln1(X + self.dropout(self.attention(X, X, X, valid_lens)))
@@ -141,7 +146,7 @@ class BERTEncoder(nn.HybridBlock):
         self.segment_embedding = nn.Embedding(2, num_hiddens)
         # A learned vector per position, looked up by position index.
         self.pos_embedding = nn.Embedding(max_len, num_hiddens)
-        self.embedding_norm = nn.LayerNorm(in_channels=num_hiddens) if embedding_norm else None
+        self.embedding_norm = LayerNorm(in_channels=num_hiddens) if embedding_norm else None
         self.blks = nn.HybridSequential()
         for _ in range(num_layers):
             self.blks.add(EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
@@ -166,7 +171,7 @@ class MaskLM(nn.HybridBlock):
         self.mlp = nn.HybridSequential()
         self.mlp.add(nn.Dense(num_hiddens, activation='relu', flatten=False,
                               in_units=num_hiddens),
-                     nn.LayerNorm(in_channels=num_hiddens),
+                     LayerNorm(in_channels=num_hiddens),
                      nn.Dense(vocab_size, flatten=False, in_units=num_hiddens))
 
     def hybrid_forward(self, F, X, pred_positions):
