@@ -265,8 +265,8 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     'mlm_loss', 'nsp_loss'}`` (seconds of training so far). ``fused_mlm``
     (default) computes the MLM output layer's loss and gradients in one
     pass over its logits (:mod:`d2l_nli.fused_mlm`: the same results,
-    1.4-2x faster steps, less memory; it hybridizes ``net`` with static
-    memory) whenever ``loss`` is the chapter's plain softmax
+    ~1.6x faster steps at the chapter's settings and less memory; it
+    hybridizes ``net`` with static memory) whenever ``loss`` is the chapter's plain softmax
     cross-entropy; ``False`` runs the chapter's autograd path.
     """
     from .distributed import make_trainer
