@@ -38,20 +38,23 @@ class BuildFastOps(build_ext):
     works with MXNet's own LayerNorm, more slowly: see d2l_nli/fast_ops.py.
     """
 
-    def build_extension(self, ext):
+    def build_extensions(self):
         folder = mxnet_folder()
         if folder is None or not (folder / 'include' / 'mxnet' / 'lib_api.h').exists():
-            print('d2l-nli: mxnet\'s extension headers were not found; installing without '
+            print("d2l-nli: mxnet's extension headers were not found; installing without "
                   'the compiled LayerNorm (training is slower).')
+            self.extensions = []  # nothing built, nothing to copy
             return
-        ext.include_dirs.append(str(folder / 'include'))
-        ext.sources.append(str(folder / 'src' / 'lib_api.cc'))
+        for ext in self.extensions:
+            ext.include_dirs.append(str(folder / 'include'))
+            ext.sources.append(str(folder / 'src' / 'lib_api.cc'))
         try:
-            super().build_extension(ext)
+            super().build_extensions()
         except Exception as err:  # no compiler, or it failed
             print(f'd2l-nli: could not compile the fast LayerNorm ({err}). d2l-nli works '
                   'without it, more slowly; install a C++ compiler (g++ or clang++) and '
                   'reinstall to get it.')
+            self.extensions = []
 
 
 FAST_OPS = Extension('d2l_nli._fast_ops', sources=['d2l_nli/csrc/layer_norm.cc'],
