@@ -266,8 +266,9 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     (default) computes the MLM output layer's loss and gradients in one
     pass over its logits (:mod:`d2l_nli.fused_mlm`: the same results,
     ~1.6x faster steps at the chapter's settings and less memory; it
-    hybridizes ``net`` with static memory) whenever ``loss`` is the chapter's plain softmax
-    cross-entropy; ``False`` runs the chapter's autograd path.
+    hybridizes ``net`` with static memory) whenever ``loss`` is the
+    chapter's plain softmax cross-entropy; ``False`` runs the chapter's
+    autograd path.
     """
     from .distributed import make_trainer
     from .plot import Animator
