@@ -16,6 +16,7 @@ runtime.preload_cuda_libraries()
 # The chapter works in MXNet's NumPy mode (``npx.set_np()``); so do we.
 runtime.import_mxnet().npx.set_np()
 
+from .attention import attention_weights, pair_tokens, plot_attention  # noqa: E402
 from .checkpoint import load_classifier, load_pretrained, save_checkpoint  # noqa: E402
 from .classifier import BERTClassifier, predict_nli  # noqa: E402
 from .config import PRESETS, FinetuneConfig, ModelConfig, PretrainConfig, RunPreset  # noqa: E402

@@ -94,17 +94,25 @@ class MultiHeadAttention(nn.HybridBlock):
         X = F.npx.reshape(X, (-6, -1, self.num_heads, -2, -2))
         return F.npx.reshape(F.np.transpose(X, (0, 2, 1, 3)), (-2, -2, -5))
 
-    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+    def weights(self, F, queries, keys, valid_lens):
+        """The attention weights (B*h, Tq, Tk); head j of example b is row b*h + j.
+
+        Each query's weights over the keys sum to 1; keys at positions
+        ``>= valid_lens[b]`` get exactly 0 (see :mod:`d2l_nli.attention`).
+        """
         q = self._split_heads(F, self.W_q(queries))
         k = self._split_heads(F, self.W_k(keys))
-        v = self._split_heads(F, self.W_v(values))
         scores = F.npx.batch_dot(q, k, transpose_b=True) * self.scale   # (B*h, Tq, Tk)
         # Head j of example b sits at row b*h + j: repeat each length h times.
         lens = F.np.repeat(valid_lens.astype('int32'), self.num_heads, axis=0)
         # The softmax wants one length per query row: (B*h, Tq).
         zeros = F.np.zeros_like(F.npx.arange_like(q, axis=1)).astype('int32')
         lens = F.np.expand_dims(lens, axis=1) + F.np.expand_dims(zeros, axis=0)
-        weights = F.npx.softmax(scores, length=lens, use_length=True, axis=-1)
+        return F.npx.softmax(scores, length=lens, use_length=True, axis=-1)
+
+    def hybrid_forward(self, F, queries, keys, values, valid_lens):
+        weights = self.weights(F, queries, keys, valid_lens)
+        v = self._split_heads(F, self.W_v(values))
         return self.W_o(self._merge_heads(F, F.npx.batch_dot(self.dropout(weights), v)))
 
 
@@ -151,12 +159,17 @@ class BERTEncoder(nn.HybridBlock):
         for _ in range(num_layers):
             self.blks.add(EncoderBlock(num_hiddens, ffn_num_hiddens, num_heads, dropout))
 
-    def hybrid_forward(self, F, tokens, segments, valid_lens):
+    def embed(self, F, tokens, segments):
+        """The first block's input: the sum of the three embeddings, (B, T, H)."""
         positions = F.npx.arange_like(tokens, axis=1)                     # (T,)
         X = self.token_embedding(tokens) + self.segment_embedding(segments)
         X = X + F.np.expand_dims(self.pos_embedding(positions), axis=0)
         if self.embedding_norm is not None:
             X = self.embedding_norm(X)
+        return X
+
+    def hybrid_forward(self, F, tokens, segments, valid_lens):
+        X = self.embed(F, tokens, segments)
         for blk in self.blks:
             X = blk(X, valid_lens)
         return X
