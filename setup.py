@@ -75,6 +75,8 @@ setup(
     install_requires=[
         # MXNet 1.9.1 breaks on numpy>=1.24 (numpy.bool was removed).
         'numpy>=1.21,<1.24',
+        # Notebook 5's baselines; tested with 1.3.2 and 1.7.2 (under numpy<1.24).
+        'scikit-learn>=1.3,<1.8',
         'matplotlib>=3.5',
         'tqdm>=4.60',
         'pooch>=1.6',

@@ -16,7 +16,9 @@ runtime.preload_cuda_libraries()
 # The chapter works in MXNet's NumPy mode (``npx.set_np()``); so do we.
 runtime.import_mxnet().npx.set_np()
 
-from .attention import attention_weights, pair_tokens, plot_attention  # noqa: E402
+from .attention import (PAIR_PARTS, attention_weights, cls_attention_by_part,  # noqa: E402
+                        pair_tokens, plot_attention)
+from .baselines import BagOfWordsNLI, majority_label  # noqa: E402
 from .checkpoint import load_classifier, load_pretrained, save_checkpoint  # noqa: E402
 from .classifier import BERTClassifier, predict_nli  # noqa: E402
 from .config import PRESETS, FinetuneConfig, ModelConfig, PretrainConfig, RunPreset  # noqa: E402
@@ -30,8 +32,8 @@ from .errors import (CheckpointError, D2LNLIError, DataFormatError, DownloadErro
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
 from .loader import ArrayLoader, BatchLoader, batch_indices, pad_ragged  # noqa: E402
 from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402
-from .pipeline import (load_or_pretrain, new_bert, pretraining_data, seed_everything,  # noqa: E402
-                       subsample)
+from .pipeline import (load_or_finetune, load_or_pretrain, new_bert, predict_labels,  # noqa: E402
+                       pretraining_data, seed_everything, subsample)
 from .plot import Animator, live_plotting_enabled, use_svg_display  # noqa: E402
 from .profiles import (NSP_CHANCE_LOSS, PROFILES, DataSource, Profile, find_data,  # noqa: E402
                        runs_dir, select_profile)

@@ -16,7 +16,11 @@ from mxnet.util import use_np
 
 from .text import get_tokens_and_segments, tokenize_sentence, truncate_pair
 
-__all__ = ['AttentionProbe', 'attention_weights', 'pair_tokens', 'plot_attention']
+__all__ = ['AttentionProbe', 'attention_weights', 'pair_tokens', 'plot_attention',
+           'PAIR_PARTS', 'cls_attention_by_part']
+
+# The parts of a pair as BERT reads it, in order.
+PAIR_PARTS = ('<cls>', 'premise', 'first <sep>', 'hypothesis', 'last <sep>')
 
 
 @use_np
@@ -81,6 +85,51 @@ def attention_weights(net_or_bert, vocab, premise, hypothesis, max_len=None):
               np.array([segments], dtype='int32', ctx=device),
               np.array([len(tokens)], dtype='int32', ctx=device))
     return AttentionProbe(encoder)(*inputs)[:, 0].asnumpy()
+
+
+def _part_ids(segments, valid_lens):
+    """(B, T): which of :data:`PAIR_PARTS` each position is, -1 for padding."""
+    pos = onp.arange(segments.shape[1])[None, :]
+    valid = valid_lens[:, None]
+    in_h = ((segments == 1) & (pos < valid)).sum(axis=1, keepdims=True) - 1  # without its <sep>
+    first_sep = valid - in_h - 2
+    parts = onp.select([pos == 0, pos < first_sep, pos == first_sep, pos < valid - 1,
+                        pos == valid - 1], [0, 1, 2, 3, 4], default=-1)
+    return parts
+
+
+def cls_attention_by_part(net_or_bert, dataset, layer=-1, batch_size=256, uniform=False):
+    """How ``<cls>`` shares out its attention in ``layer``, over a dataset: (heads, 5).
+
+    For each head, the weight that the ``<cls>`` query puts on each of
+    :data:`PAIR_PARTS` (itself, the premise's tokens, the first ``<sep>``,
+    the hypothesis's tokens, the last ``<sep>``), averaged over the pairs
+    of ``dataset`` (an ``SNLIBERTDataset``). Each row sums to 1. With
+    ``uniform=True``, the reference: the shares of a head that attends
+    equally to every token of the pair (the model is not run).
+    """
+    encoder = net_or_bert.encoder
+    probe = AttentionProbe(encoder)
+    device = encoder.token_embedding.weight.list_ctx()[0]
+    n = len(dataset)
+    if n == 0:
+        raise ValueError('the dataset has no pairs')
+    total = None
+    for start in range(0, n, batch_size):
+        idx = onp.arange(start, min(start + batch_size, n))
+        valid = dataset.valid_lens[idx]
+        tokens, segments = dataset.rows(idx, int(valid.max()))
+        parts = _part_ids(segments, valid)
+        if uniform:
+            heads = encoder.blks[0].attention.num_heads
+            weights = onp.repeat(((parts >= 0) / valid[:, None])[:, None, :], heads, axis=1)
+        else:
+            weights = probe(np.array(tokens, ctx=device), np.array(segments, ctx=device),
+                            np.array(valid, ctx=device))[layer][:, :, 0, :].asnumpy()  # (B, h, T)
+        shares = onp.stack([(weights * (parts == k)[:, None, :]).sum(axis=2)
+                            for k in range(len(PAIR_PARTS))], axis=2)  # (B, h, 5)
+        total = shares.sum(axis=0) if total is None else total + shares.sum(axis=0)
+    return total / n
 
 
 def plot_attention(weights, tokens, layers=None, heads=None, figsize=None):

@@ -14,7 +14,7 @@ import numpy as onp
 from mxnet import gluon, init
 from mxnet.gluon import nn
 
-from .checkpoint import load_pretrained
+from .checkpoint import load_classifier, load_pretrained, save_checkpoint
 from .classifier import BERTClassifier
 from .hub import download_extract
 from .model import BERTModel
@@ -22,10 +22,12 @@ from .plot import Animator
 from .snli import read_snli
 from .snli_bert import SNLIBERTDataset
 from .training import (evaluate_accuracy_gpus, finetuning_trainer, pretraining_trainer,
+                       split_batch_multi_inputs,
                        train_bert, train_ch13)
 from .wiki import load_data_wiki, mlm_unigram
 
-__all__ = ['seed_everything', 'subsample', 'pretraining_data', 'new_bert', 'pretrain', 'load_or_pretrain', 'finetune', 'evaluate']
+__all__ = ['seed_everything', 'subsample', 'pretraining_data', 'new_bert', 'pretrain',
+           'load_or_pretrain', 'finetune', 'load_or_finetune', 'evaluate', 'predict_labels']
 
 
 def seed_everything(seed):
@@ -174,8 +176,6 @@ def load_or_pretrain(folder, data_dir, profile, devices, *, seed=0):
     """
     from pathlib import Path
 
-    from .checkpoint import save_checkpoint
-
     folder = Path(folder)
     if (folder / 'config.json').is_file():
         return load_pretrained(folder, devices)
@@ -268,6 +268,51 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     if plot_path:
         animator.save(plot_path)
     return net, metrics
+
+
+def load_or_finetune(folder, data_dir, bert, vocab, profile, devices, *, split='test',
+                     seed=0):
+    """``(net, vocab)``: the ``BERTClassifier`` in ``folder``; fine-tunes and saves it if absent.
+
+    ``bert`` (a ``BERTModel``) and ``vocab`` are what to fine-tune when the
+    folder holds no classifier: :func:`finetune` with ``profile.finetune``'s
+    settings, on the training pairs notebook 3 draws, measured on
+    ``split``. Notebook 3 writes the same steps out (Adam at the same
+    constant rate, the same epochs), so the result matches its classifier
+    up to the shuffling of the batches. Notebook 5 uses this to run on its
+    own. A saved classifier is loaded as it is, with its own vocabulary.
+    """
+    from pathlib import Path
+
+    folder = Path(folder)
+    if (folder / 'config.json').is_file():
+        return load_classifier(folder, devices)
+    f = profile.finetune
+    print(f'no fine-tuned classifier in {folder}: fine-tuning one now ({f.num_epochs} epochs '
+          'on the training pairs notebook 3 uses)')
+    net, _ = finetune(data_dir, bert, vocab, f, devices, seed=seed, split=split, progress=False)
+    save_checkpoint(folder, net, vocab)
+    return net, vocab
+
+
+def predict_labels(net, dataset, devices, batch_size=256):
+    """Predicted label ids (n,) of every pair of an ``SNLIBERTDataset``, in its order.
+
+    Pairs are run shortest first, in batches padded to their longest pair
+    and split across ``devices``; the predictions are put back in the
+    dataset's order, so they line up with its premises and labels.
+    """
+    from mxnet import np
+
+    order = onp.argsort(dataset.valid_lens, kind='stable')
+    predicted = onp.empty(len(dataset), dtype=int)
+    for start in range(0, len(order), batch_size):
+        idx = order[start:start + batch_size]
+        tokens, segments = dataset.rows(idx, int(dataset.valid_lens[idx].max()))
+        X = (np.array(tokens), np.array(segments), np.array(dataset.valid_lens[idx]))
+        X_shards, _ = split_batch_multi_inputs(X, np.array(dataset.labels[idx]), devices)
+        predicted[idx] = onp.concatenate([net(x).argmax(axis=1).asnumpy() for x in X_shards])
+    return predicted
 
 
 def evaluate(data_dir, net, vocab, cfg, devices, *, split='test', seed=0):

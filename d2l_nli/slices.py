@@ -5,8 +5,9 @@ pairs into slices that NLI work looks at (negation words in the
 hypothesis, word overlap with the premise, hypothesis length, and pairs a
 hypothesis-only model gets wrong: the *hard* subset of Gururangan et al.,
 2018) and compare several models' accuracy on each. Inputs are token
-lists as :func:`d2l_nli.tokenize_sentence` makes them (so "isn't" is
-``['is', "n't"]``); predictions and labels are label ids.
+lists: :func:`d2l_nli.tokenize` of ``read_snli``'s sentences, or
+:func:`d2l_nli.tokenize_sentence` of raw ones; predictions and labels are
+label ids.
 """
 import numpy as onp
 
@@ -20,8 +21,12 @@ LENGTH_BINS = (1, 6, 9, 13)  # hypothesis tokens: 1-5, 6-8, 9-12, 13 and more
 
 
 def has_negation(tokens):
-    """Whether a token list holds a negation word (:data:`NEGATION_WORDS`)."""
-    return any(token in NEGATION_WORDS for token in tokens)
+    """Whether a token list holds a negation word (:data:`NEGATION_WORDS`).
+
+    A contraction left whole ("isn't", "don't": some of SNLI's parses keep
+    them so) counts as well as its split form (``['is', "n't"]``).
+    """
+    return any(token in NEGATION_WORDS or token.endswith("n't") for token in tokens)
 
 
 def _words(tokens):

@@ -92,3 +92,35 @@ def test_plot_attention_draws_one_panel_per_layer_and_head():
     assert len(d.plot_attention(weights, tokens, layers=[1], heads=[0]).axes) == 2  # + colorbar
     with pytest.raises(ValueError, match='do not fit 3 tokens'):
         d.plot_attention(weights, tokens[:3])
+
+
+def test_cls_attention_by_part_adds_up_the_last_layers_cls_row_over_a_dataset():
+    bert, vocab = _model()
+    pairs = (['a man is playing guitar .', 'a man .', 'zebras gallop in fields .'],
+             ['a person is playing music .', 'a man is not sleeping .', 'quokkas smile .'],
+             [0, 1, 2])
+    dataset = d.SNLIBERTDataset(pairs, 12, vocab, verbose=False)  # the first pair is cut
+    shares = d.cls_attention_by_part(bert, dataset, batch_size=2)
+    assert shares.shape == (2, len(d.PAIR_PARTS))  # heads, parts
+    onp.testing.assert_allclose(shares.sum(axis=1), 1, rtol=1e-5)
+    expected = []
+    for p, h in zip(pairs[0], pairs[1]):  # one pair at a time, from its token list
+        tokens = d.pair_tokens(p, h, max_len=12)
+        row = d.attention_weights(bert, vocab, p, h, max_len=12)[-1, :, 0, :]  # (heads, T)
+        first, last = tokens.index('<sep>'), len(tokens) - 1
+        expected.append(onp.stack([row[:, 0], row[:, 1:first].sum(1), row[:, first],
+                                   row[:, first + 1:last].sum(1), row[:, last]], axis=1))
+    onp.testing.assert_allclose(shares, onp.mean(expected, axis=0), rtol=1e-4, atol=1e-6)
+    first_layer = d.cls_attention_by_part(bert, dataset, layer=0)
+    assert not onp.allclose(first_layer, shares)
+    # The reference: equal weight on each of a pair's tokens (1 <cls>, P premise
+    # tokens, 1 <sep>, H hypothesis tokens, 1 <sep>), averaged over the pairs.
+    counts = []
+    for p, h in zip(pairs[0], pairs[1]):
+        tokens = d.pair_tokens(p, h, max_len=12)
+        first = tokens.index('<sep>')
+        counts.append(onp.array([1, first - 1, 1, len(tokens) - first - 2, 1]) / len(tokens))
+    onp.testing.assert_allclose(d.cls_attention_by_part(bert, dataset, uniform=True),
+                                onp.tile(onp.mean(counts, axis=0), (2, 1)), rtol=1e-6)
+    with pytest.raises(ValueError, match='no pairs'):
+        d.cls_attention_by_part(bert, d.SNLIBERTDataset(([], [], []), 12, vocab, verbose=False))

@@ -24,10 +24,11 @@ def source(cell):
     return ''.join(cell['source'])
 
 
-def test_the_four_notebooks_are_numbered_in_reading_order():
+def test_the_five_notebooks_are_numbered_in_reading_order():
     names = [p.name for p in NOTEBOOKS]
     assert names == ['01_pretraining_bert.ipynb', '02_snli_dataset_for_bert.ipynb',
-                     '03_finetuning_bert.ipynb', '04_exercise_truncation.ipynb']
+                     '03_finetuning_bert.ipynb', '04_exercise_truncation.ipynb',
+                     '05_what_bert_learned.ipynb']
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)

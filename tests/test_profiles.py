@@ -135,6 +135,34 @@ def test_load_or_pretrain_pretrains_once_then_loads(demo_root, tmp_path):
     assert onp.array_equal(w1, w2)
 
 
+def test_load_or_finetune_finetunes_once_then_loads_and_predicts_in_dataset_order(
+        demo_root, tmp_path):
+    import mxnet as mx
+    tiny = d2l_nli.PRESETS['tiny']
+    bert, vocab = d2l_nli.load_or_pretrain(tmp_path / 'bert', demo_root, tiny, [mx.cpu()])
+    folder = tmp_path / 'classifier'
+    net, _ = d2l_nli.load_or_finetune(folder, demo_root, bert, vocab, tiny, [mx.cpu()])
+    assert (folder / 'config.json').is_file()
+    two = [mx.cpu(0), mx.cpu(1)]
+    again, vocab2 = d2l_nli.load_or_finetune(folder, demo_root, None, None, tiny, two)
+    assert vocab2.idx_to_token == vocab.idx_to_token
+    test = d2l_nli.read_snli(demo_root / 'snli_1.0', split='test')
+    dataset = d2l_nli.SNLIBERTDataset(test, tiny.finetune.max_len, vocab, verbose=False)
+    assert len(set(dataset.valid_lens.tolist())) > 1  # so that sorting by length matters
+    predicted = d2l_nli.predict_labels(again, dataset, two, batch_size=7)
+    one_by_one = [d2l_nli.predict_labels(net, d2l_nli.SNLIBERTDataset(
+        ([p], [h], [y]), tiny.finetune.max_len, vocab, verbose=False), [mx.cpu()])[0]
+        for p, h, y in zip(*test)]
+    assert predicted.tolist() == one_by_one
+
+    def by_length(X):  # a "classifier" whose answer is the pair's length mod 3
+        return mx.npx.one_hot(X[2] % 3, 3)
+    assert (d2l_nli.predict_labels(by_length, dataset, two, batch_size=7)
+            == dataset.valid_lens % 3).all()
+    acc = d2l_nli.evaluate_accuracy_gpus(net, dataset.loader(16), devices=[mx.cpu()])
+    assert (predicted == dataset.labels).mean() == pytest.approx(acc)
+
+
 def test_pretraining_trainer_can_decay_to_zero():
     from mxnet import gluon
     net = gluon.nn.Dense(2, in_units=2)
@@ -177,3 +205,14 @@ def test_describe_names_what_the_small_profile_changes():
     assert "not the chapter's" not in dataclasses.replace(
         d2l_nli.PROFILES['small'], model=d2l_nli.PRESETS['chapter'].model,
         pretrain=d2l_nli.PRESETS['chapter'].pretrain).describe()
+
+
+def test_every_profile_has_notebook_5_floors_for_both_data_kinds():
+    names = {'BoW, both sentences', 'BoW, hypothesis only'}  # notebook 5's model names
+    for profile in d2l_nli.PROFILES.values():
+        assert set(profile.min_analysis_acc) == {'real', 'demo'}, profile.name
+        for floors in profile.min_analysis_acc.values():
+            assert set(floors) == names
+            assert all(1 / 3 < floor < 1 for floor in floors.values())
+        size = profile.baseline_train_size
+        assert size is None or size >= 10_000

@@ -23,6 +23,8 @@ def _tokens():
 def test_negation_overlap_and_length_slices():
     premises, hypotheses = _tokens()
     assert [has_negation(h) for h in hypotheses] == [False, True, True, False, False]
+    assert has_negation("the man isn't here".split())  # a contraction left whole
+    assert not has_negation('the nothingness of a knot'.split())
     assert word_overlap(premises[0], hypotheses[0]) == pytest.approx(4 / 5)  # not '.'
     assert word_overlap(premises[4], hypotheses[4]) == 0.0  # unknown words: no overlap
     assert word_overlap(['a'], []) == word_overlap(['a'], ['.']) == 0.0
