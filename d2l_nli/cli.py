@@ -1,6 +1,6 @@
 """Command line: ``python -m d2l_nli <command>``.
 
-* ``demo``: the whole chapter offline on a generated corpus (minutes on a CPU);
+* ``demo``: the whole chapter offline on a generated corpus (about 75 s on 2 cores);
 * ``pretrain``: BERT on WikiText-2, saved as a checkpoint folder;
 * ``finetune``: a pretrained BERT on SNLI, saved as a classifier folder;
 * ``evaluate``: a fine-tuned classifier on an SNLI split;
@@ -349,7 +349,7 @@ def build_parser():
     p = sub.add_parser('demo', help='the whole chapter offline on a generated corpus')
     _common(p, 'data folder; the corpus goes to a demo-* folder inside it')
     p.add_argument('--preset', choices=['demo', 'tiny'], default='demo',
-                   help='demo (a few minutes) or tiny (seconds, for smoke tests)')
+                   help='demo (about 75 s on 2 cores) or tiny (seconds, for smoke tests)')
     _profile_option(p, 'settings, sized for the demo corpus as the notebooks size them,')
     p.add_argument('--out', help='folder for checkpoints and plots (default: inside the corpus)')
     p.set_defaults(func=demo)

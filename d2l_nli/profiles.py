@@ -280,13 +280,13 @@ def find_data(profile, data_dir=None, *, probe_timeout=3.0):
         raise D2LNLIError(
             f'The {profile.name} profile needs the real WikiText-2 and SNLI, but {lacking} '
             f'not in {root} and {why}. What to do: put the extracted archives '
-            f'there (see README, "Data"), or set D2L_NLI_DATA to a folder that holds '
+            f'there (see docs/data.md), or set D2L_NLI_DATA to a folder that holds '
             f'them, or run with D2L_NLI_PROFILE=small to use the demo corpus.')
     demo = ensure_demo_corpus(root, 'demo')
     return DataSource('demo', demo, 'test',
                       f'data: the generated DEMO corpus in {demo}, not the real datasets: '
                       f'{lacking} not in {root} and {why}. Numbers below are about the '
-                      'demo corpus. For the real data, see README, "Data".')
+                      'demo corpus. For the real data, see docs/data.md.')
 
 
 def runs_dir():

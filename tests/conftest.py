@@ -20,7 +20,7 @@ def demo_root(tmp_path_factory):
 
 @pytest.fixture(scope='session')
 def demo_run(tmp_path_factory):
-    """The README's main job, run once: ``python -m d2l_nli demo`` (about two minutes).
+    """The README's main job, run once: ``python -m d2l_nli demo`` (about 75 s on 2 cores).
 
     Returns ``(data folder, CompletedProcess, metrics dict)``; the demo's
     checkpoints are in ``<data folder>/demo-demo-v1-seed0/checkpoints``.

@@ -5,7 +5,7 @@ import sys
 
 import pytest
 
-DEMO_THRESHOLD = 0.8  # README, "The demo": why this threshold
+DEMO_THRESHOLD = 0.8  # docs/data.md, "The demo corpus": why this threshold
 
 
 def _run(*args, timeout=600):

@@ -239,7 +239,7 @@ def test_shards_are_disjoint_equal_and_cover_all_but_the_remainder(n, batch_size
 
 
 def test_device_and_dist_sync_reach_the_same_accuracy_on_the_demo(demo_run, tmp_path):
-    """The same fine-tuning command on two CPU devices and on two workers (README)."""
+    """The same fine-tuning command on two CPU devices and on two workers (docs/several-machines.md)."""
     from test_cli import DEMO_THRESHOLD
 
     folder, _, _ = demo_run
