@@ -88,7 +88,7 @@ setup(
         'cpu': ['mxnet==1.9.1'],
         'gpu': ['mxnet-cu112==1.9.1'] + CUDA11_LIBRARIES,
         'test': ['pytest>=7', 'nbval>=0.10', 'nbclient>=0.5', 'ipykernel>=6', 'jupyter>=1.0',
-                 'hypothesis>=6'],
+                 'hypothesis>=6', 'ruff>=0.6,<0.9'],
     },
     ext_modules=[FAST_OPS],
     cmdclass={'build_ext': BuildFastOps},

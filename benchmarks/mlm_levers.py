@@ -18,6 +18,8 @@ import json
 import time
 
 import d2l_nli  # noqa: F401  (the package's thread defaults)
+
+# isort: split
 import mxnet as mx
 from mxnet import np
 

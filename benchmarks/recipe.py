@@ -38,7 +38,8 @@ DATA = Path(os.environ.get('D2L_NLI_BENCH_DATA', HERE.parent.parent / 'shared' /
 
 
 def variants():
-    """Name -> (ModelConfig, PretrainConfig): the chapter, the recipe, and the recipe less one change."""
+    """Name -> (ModelConfig, PretrainConfig): the chapter, the recipe, and the
+    recipe less one change."""
     from d2l_nli import PROFILES
 
     small = PROFILES['small']

@@ -13,18 +13,32 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-
 import numpy as onp  # noqa: E402
 
 import d2l_nli  # noqa: E402  (sets the thread defaults before MXNet loads)
+
+# isort: split
 import mxnet as mx  # noqa: E402
 from mxnet import gluon, init, npx  # noqa: E402
-from d2l_nli import (BERTClassifier, BERTModel, SNLIBERTDataset, evaluate_accuracy_gpus,  # noqa: E402
-                     RESERVED_TOKENS, Vocab, load_data_wiki, read_snli, read_wiki)
+
+from d2l_nli import (  # noqa: E402
+    RESERVED_TOKENS,
+    BERTClassifier,
+    BERTModel,
+    SNLIBERTDataset,
+    Vocab,
+    evaluate_accuracy_gpus,
+    load_data_wiki,
+    read_snli,
+    read_wiki,
+)
 from d2l_nli.fused_mlm import FusedPretrainingStep  # noqa: E402
 from d2l_nli.pipeline import pretrain  # noqa: E402
-from d2l_nli.training import (ChapterPretrainingStep, split_batch_multi_inputs,  # noqa: E402
-                              train_batch_ch13)
+from d2l_nli.training import (  # noqa: E402
+    ChapterPretrainingStep,
+    split_batch_multi_inputs,
+    train_batch_ch13,
+)
 
 DEVICES = [mx.cpu()]
 

@@ -21,12 +21,11 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import _common as C  # noqa: E402
-
-import numpy as onp  # noqa: E402
 import mxnet as mx  # noqa: E402
+import numpy as onp  # noqa: E402
+from d2l import mxnet as d2l  # noqa: E402
 from mxnet import autograd, gluon, init, np, npx  # noqa: E402
 from mxnet.gluon import nn  # noqa: E402
-from d2l import mxnet as d2l  # noqa: E402
 
 npx.set_np()
 DEVICES = [mx.cpu()]
@@ -145,8 +144,8 @@ def train_bert_steps(train_iter, net, loss, vocab_size, trainer, num_steps, on_s
                        mlm_Y, nsp_y)]
             with autograd.record():
                 mlm_ls, nsp_ls, ls = d2l._get_batch_loss_bert(net, loss, vocab_size, *shards)
-            for l in ls:
-                l.backward()
+            for shard_loss in ls:
+                shard_loss.backward()
             trainer.step(1)
             last = (float(sum(mlm_ls)), float(sum(nsp_ls)))
             step += 1

@@ -27,8 +27,8 @@ from .devices import (GPUNotUsableError, describe_devices, parse_devices, try_al
                       try_gpu)
 from .distributed import (KVSTORES, DistributedError, create_kvstore, make_trainer,  # noqa: E402
                           worker_info)
-from .errors import (CheckpointError, D2LNLIError, DataFormatError, DownloadError,  # noqa: E402
-                     TrainingDivergedError)
+from .errors import (CheckpointError, D2LNLIError, DamagedCheckpointError,  # noqa: E402
+                     DataFormatError, DownloadError, TrainingDivergedError)
 from .hub import DATA_HUB, Archive, download, download_extract, get_data_dir  # noqa: E402
 from .loader import ArrayLoader, BatchLoader, batch_indices, pad_ragged  # noqa: E402
 from .model import BERTConfig, BERTEncoder, BERTModel, MaskLM, NextSentencePred  # noqa: E402

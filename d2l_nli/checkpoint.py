@@ -41,7 +41,7 @@ def _replace_directory(tmp, folder):
         shutil.rmtree(old, ignore_errors=True)
 
 
-def _kind(net):
+def model_kind(net):
     """``(kind, BERTConfig, classifier head sizes)`` of a model we can save."""
     # By shape, not only by class: a notebook that runs the cell defining
     # BERTClassifier has its own class object with the same layout.
@@ -63,7 +63,7 @@ def write_model_files(folder, net, vocab, extra=None):
     """
     from . import __version__
 
-    kind, config, head = _kind(net)
+    kind, config, head = model_kind(net)
     if len(vocab) != config.vocab_size:
         raise ValueError(f'the vocabulary has {len(vocab)} tokens but the model was built '
                          f'for {config.vocab_size}')
@@ -79,7 +79,7 @@ def write_model_files(folder, net, vocab, extra=None):
 def save_checkpoint(folder, net, vocab, extra=None):
     """Save a ``BERTModel`` or ``BERTClassifier`` with its vocabulary into ``folder``."""
     folder = Path(folder)
-    _kind(net)  # a clear TypeError before anything is written
+    model_kind(net)  # a clear TypeError before anything is written
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))
     try:

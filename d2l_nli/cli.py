@@ -203,7 +203,7 @@ def evaluate(args, devices):
     net, vocab = load_classifier(args.model, devices)
     net.hybridize(static_alloc=True)
     metrics = run(args.data_dir, net, vocab, _finetune_config(args), devices, split=args.split)
-    print(f"test acc {metrics['test_acc']:.3f} on {metrics['num_test']} {args.split} pairs")
+    print(f"{args.split} acc {metrics['test_acc']:.3f} on {metrics['num_test']} {args.split} pairs")
     print(f"{metrics['examples_per_sec']:.1f} examples/sec on {[str(d) for d in devices]}")
     _write_metrics(args.metrics_json, 'evaluate', args, devices, metrics)
 
@@ -220,8 +220,10 @@ def predict(args, devices):
 
 def demo(args, devices):
     import d2l_nli as d
+
     from .config import PRESETS
-    from .pipeline import finetune as run_finetune, pretrain as run_pretrain
+    from .pipeline import finetune as run_finetune
+    from .pipeline import pretrain as run_pretrain
 
     start = time.time()
     if args.profile:

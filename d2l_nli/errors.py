@@ -5,7 +5,7 @@ do; catching :class:`D2LNLIError` catches them all.
 """
 
 __all__ = ['D2LNLIError', 'DataFormatError', 'DownloadError', 'CheckpointError',
-           'TrainingDivergedError']
+           'TrainingDivergedError', 'DamagedCheckpointError']
 
 
 class D2LNLIError(Exception):
@@ -26,3 +26,7 @@ class CheckpointError(D2LNLIError, ValueError):
 
 class TrainingDivergedError(D2LNLIError, FloatingPointError):
     """A training loss became NaN or infinite; the message names the last good checkpoint."""
+
+
+class DamagedCheckpointError(CheckpointError):
+    """A training-checkpoint folder that cannot be read (an older one may still be good)."""

@@ -100,7 +100,7 @@ def _sha1(path):
     return digest.hexdigest()
 
 
-def _mirror_urls(archive):
+def mirror_urls(archive):
     urls = list(archive.urls)
     base = os.environ.get('D2L_NLI_MIRROR', '').strip()
     if base:
@@ -164,7 +164,7 @@ def download(name, data_dir=None, *, retries=3, timeout=(10, 60)):
     folder.mkdir(parents=True, exist_ok=True)
     logging.getLogger('pooch').setLevel(logging.WARNING)
     tried = []
-    for url in _mirror_urls(archive):
+    for url in mirror_urls(archive):
         reason = _fetch(url, archive, folder, retries, timeout)
         if reason is None:
             return target

@@ -74,7 +74,8 @@ class BatchLoader:
     """Iterate in minibatches built by ``make_batch(idx) -> tuple of NumPy arrays``.
 
     ``epoch`` is the number of the next pass (0 first); each pass ``k`` is
-    shuffled with ``numpy.random.default_rng((seed, k))``. Each batch is turned into ``mxnet.np`` arrays and yielded as
+    shuffled with ``numpy.random.default_rng((seed, k))``. Each batch is
+    turned into ``mxnet.np`` arrays and yielded as
     ``pack(*arrays)`` (by default the tuple). ``lengths`` (n,) with
     ``bucket`` > 0 groups examples of similar length (see
     :func:`batch_indices`); ``bucket=0`` keeps plain (shuffled) order.

@@ -7,13 +7,10 @@ parameter (as in ``model.params``, so the file does not depend on Gluon's
 global name counters), and the optimizer's update counts, which drive
 Adam's bias correction and the learning-rate schedule, as JSON.
 """
-from .errors import CheckpointError
+from .errors import CheckpointError, DamagedCheckpointError
 
 __all__ = ['optimizer_state', 'load_optimizer_state']
 
-
-class _Damaged(CheckpointError):
-    """A checkpoint folder that cannot be read (an older one may still be good)."""
 
 
 def _updaters(trainer):
@@ -115,7 +112,8 @@ def load_optimizer_state(trainer, net, arrays, meta, source='optimizer.params'):
             # Moved to each parameter's device on first use, as MXNet does.
             updater.states_synced = dict.fromkeys(updater.states, False)
     except KeyError as err:
-        raise _Damaged(f'{source}: the array {err} is missing; the file is damaged') from None
+        raise DamagedCheckpointError(
+            f'{source}: the array {err} is missing; the file is damaged') from None
     counts = {index[n]: c for n, c in meta['update_counts'].items()}
     device_ids = {0} | {ctx.device_id for ctx in trainer._contexts}
     optimizer._all_index_update_counts = {d: dict(counts) for d in device_ids}

@@ -21,9 +21,14 @@ from .model import BERTModel
 from .plot import Animator
 from .snli import read_snli
 from .snli_bert import SNLIBERTDataset
-from .training import (evaluate_accuracy_gpus, finetuning_trainer, pretraining_trainer,
-                       split_batch_multi_inputs,
-                       train_bert, train_ch13)
+from .training import (
+    evaluate_accuracy_gpus,
+    finetuning_trainer,
+    pretraining_trainer,
+    split_batch_multi_inputs,
+    train_bert,
+    train_ch13,
+)
 from .wiki import load_data_wiki, mlm_unigram
 
 __all__ = ['seed_everything', 'subsample', 'pretraining_data', 'new_bert', 'pretrain',
@@ -69,7 +74,7 @@ def _checkpoints(folder, vocab, every, resume, seed, settings):
                                settings=dict(settings, seed=seed))
 
 
-def _per_worker(batch_size, kvstore):
+def per_worker_batch(batch_size, kvstore):
     """``(rank, num_workers, batch per worker)``: the batch is shared by the workers."""
     from .distributed import worker_info
 
@@ -123,7 +128,8 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
     :class:`~d2l_nli.PretrainConfig`. With ``held_out_every``, the losses on
     ``wiki.valid.tokens`` are measured every that many steps and at the end
-    (``metrics['held_out']``, plus the no-context ``held_out_unigram``). With ``checkpoint_dir``, the whole
+    (``metrics['held_out']``, plus the no-context ``held_out_unigram``). With
+    ``checkpoint_dir``, the whole
     training state is saved there every ``checkpoint_every`` steps, and
     ``resume=True`` continues from the newest one (see
     :class:`~d2l_nli.TrainingCheckpoints`). With a distributed ``kvstore``
@@ -131,7 +137,7 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     ``cfg.batch_size / num_workers`` pairs per step.
     """
     seed_everything(seed)
-    rank, num_workers, batch_size = _per_worker(cfg.batch_size, kvstore)
+    rank, num_workers, batch_size = per_worker_batch(cfg.batch_size, kvstore)
     train_iter, vocab = pretraining_data(data_dir, cfg, batch_size, seed=seed)
     if num_workers > 1:
         train_iter.shard(rank, num_workers)
@@ -244,7 +250,7 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     _check_positions(cfg, bert.config)
     seed_everything(seed)
     train_set, test_set = _snli_sets(data_dir, vocab, cfg, split, seed)
-    rank, num_workers, batch_size = _per_worker(cfg.batch_size, kvstore)
+    rank, num_workers, batch_size = per_worker_batch(cfg.batch_size, kvstore)
     train_iter = train_set.loader(batch_size, shuffle=True, seed=seed)
     if num_workers > 1:
         train_iter.shard(rank, num_workers)
@@ -253,8 +259,8 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     net.hybridize(static_alloc=True)
     trainer = finetuning_trainer(net.collect_params(), cfg.lr, cfg.num_epochs * len(train_iter),
                                  cfg.warmup_fraction, kvstore)
-    animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs], ylim=[0, 1],
-                        legend=['train loss', 'train acc', 'test acc'])
+    animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs],
+                        legend=['train loss', 'train acc', f'{split} acc'])
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
         'task': 'finetune', 'bert': dataclasses.asdict(bert.config),
         'batch_size': cfg.batch_size, 'max_len': cfg.max_len, 'train_size': cfg.train_size,
@@ -263,7 +269,8 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
         metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                              trainer, cfg.num_epochs, devices, animator=animator,
-                             progress=update, checkpoints=checkpoints, kvstore=kvstore)
+                             progress=update, checkpoints=checkpoints, kvstore=kvstore,
+                             test_name=split)
     metrics.update(num_train=len(train_set), num_test=len(test_set), split=split)
     if plot_path:
         animator.save(plot_path)

@@ -221,8 +221,8 @@ def _present(root, name):
 
 def _reachable(name, timeout):
     """Whether some server for archive ``name`` accepts a connection within ``timeout`` s."""
-    from .hub import DATA_HUB, _mirror_urls
-    for url in _mirror_urls(DATA_HUB[name]):
+    from .hub import DATA_HUB, mirror_urls
+    for url in mirror_urls(DATA_HUB[name]):
         parts = urlsplit(url)
         port = parts.port or (443 if parts.scheme == 'https' else 80)
         try:
@@ -260,7 +260,8 @@ def find_data(profile, data_dir=None, *, probe_timeout=3.0):
     why = ''
     if not missing:
         split, note = _test_split(root / 'snli_1.0')
-        return DataSource('real', root, split, f'data: the real WikiText-2 and SNLI in {root}{note}')
+        return DataSource('real', root, split,
+                          f'data: the real WikiText-2 and SNLI in {root}{note}')
     if _offline():
         why = 'D2L_NLI_OFFLINE is set'
     elif not all(_reachable(n, probe_timeout) for n in missing):

@@ -39,10 +39,10 @@ from pathlib import Path
 
 import numpy as onp
 
-from .checkpoint import _kind, write_model_files
-from .errors import CheckpointError, TrainingDivergedError
+from .checkpoint import model_kind, write_model_files
+from .errors import CheckpointError, DamagedCheckpointError, TrainingDivergedError
 from .fileio import atomic_directory
-from .optstate import _Damaged, load_optimizer_state, optimizer_state
+from .optstate import load_optimizer_state, optimizer_state
 from .text import Vocab
 
 __all__ = ['TrainingCheckpoints', 'check_finite', 'optimizer_state', 'load_optimizer_state']
@@ -133,9 +133,9 @@ def _read_json(path):
     try:
         return json.loads(Path(path).read_text(encoding='utf-8'))
     except FileNotFoundError:
-        raise _Damaged(f'{path}: missing; the checkpoint is incomplete') from None
+        raise DamagedCheckpointError(f'{path}: missing; the checkpoint is incomplete') from None
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise _Damaged(f'{path}: damaged ({err})') from None
+        raise DamagedCheckpointError(f'{path}: damaged ({err})') from None
 
 
 def _differences(saved, now, prefix=''):
@@ -267,7 +267,7 @@ class TrainingCheckpoints:
         for path in reversed(found):
             try:
                 state = self._load(path, net, trainer)
-            except _Damaged as err:
+            except DamagedCheckpointError as err:
                 if path == found[0]:
                     raise CheckpointError(f'{err}. No older checkpoint is readable; delete '
                                           f'{self.folder} and start again.') from None
@@ -287,7 +287,7 @@ class TrainingCheckpoints:
 
         record = _read_json(path / 'trainer.json')
         if not isinstance(record, dict) or record.get('format') != FORMAT:
-            raise _Damaged(f'{path / "trainer.json"}: not a d2l_nli training state')
+            raise DamagedCheckpointError(f'{path / "trainer.json"}: not a d2l_nli training state')
         differences = _differences(record.get('settings', {}), self.settings)
         if differences:
             raise CheckpointError(
@@ -297,21 +297,21 @@ class TrainingCheckpoints:
         try:
             vocab = Vocab.load(path / 'vocab.json')
         except (FileNotFoundError, ValueError) as err:
-            raise _Damaged(str(err)) from None
+            raise DamagedCheckpointError(str(err)) from None
         if vocab.idx_to_token != self.vocab.idx_to_token:
             raise CheckpointError(f'{path / "vocab.json"}: differs from the vocabulary of '
                                   'the data now; the data changed since the checkpoint was '
                                   'made. Start afresh in another folder (--checkpoint-dir).')
         config = _read_json(path / 'config.json')
-        if config.get('kind') != _kind(net)[0]:
+        if config.get('kind') != model_kind(net)[0]:
             raise CheckpointError(f'{path / "config.json"}: holds a {config.get("kind")}, '
-                                  f'but this run trains a {_kind(net)[0]}')
+                                  f'but this run trains a {model_kind(net)[0]}')
         try:
             net.load_parameters(str(path / 'model.params'))
             arrays = mx.nd.load(str(path / 'optimizer.params'))
         except (AssertionError, mx.base.MXNetError, ValueError, OSError) as err:
             first = str(err).strip().splitlines()[0][:200]
-            raise _Damaged(f'{path}: cannot load the parameters ({first})') from None
+            raise DamagedCheckpointError(f'{path}: cannot load the parameters ({first})') from None
         if not isinstance(arrays, dict):
             arrays = {}
         load_optimizer_state(trainer, net, arrays, record['optimizer'],

@@ -18,7 +18,8 @@ Four jobs, all done once when ``d2l_nli`` is imported, before MXNet is:
    threads train ~1.4x faster than one on a quiet machine, but with
    OpenMP's default spin-waiting a run is 2x slower than that when the
    other core is busy; passive waiting gives up 10-20% on a quiet machine
-   and keeps most of the speed when the other core is busy. Set ``D2L_NLI_THREADS=n`` (or ``OMP_NUM_THREADS``,
+   and keeps most of the speed when the other core is busy. Set
+   ``D2L_NLI_THREADS=n`` (or ``OMP_NUM_THREADS``,
    ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` yourself) to override. MXNet
    reads them once, when it is first imported: import ``d2l_nli`` before
    ``mxnet``.

@@ -107,8 +107,8 @@ def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device',
             raise ValueError(f'warmup_steps={warmup_steps} must be between 0 and '
                              f'num_steps={num_steps}')
         options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
-            num_steps, base_lr=lr, pwr=1, final_lr=lr * final_lr_fraction, warmup_steps=warmup_steps,
-            warmup_begin_lr=0.0)
+            num_steps, base_lr=lr, pwr=1, final_lr=lr * final_lr_fraction,
+            warmup_steps=warmup_steps, warmup_begin_lr=0.0)
     from .distributed import make_trainer
     return make_trainer(params, 'adam', options, kvstore)
 
@@ -138,7 +138,7 @@ def finetuning_trainer(params, lr, num_steps, warmup_fraction=0.0, kvstore='devi
     return make_trainer(params, 'adam', options, kvstore)
 
 
-def _bert_losses(net, loss, vocab_size, shards, mlm_totals, batch_size):
+def bert_losses(net, loss, vocab_size, shards, mlm_totals, batch_size):
     """Per-device MLM and NSP loss sums, each normalized by the whole batch.
 
     ``mlm_totals[k]``: the batch's number of MLM predictions, on shard k's device.
@@ -174,12 +174,12 @@ class ChapterPretrainingStep:
         shards = [x + (y,) for x, y in zip(X_shards, y_shards)]
         shard_totals = [mlm_total.as_in_ctx(y.ctx) for y in y_shards]  # copy outside record
         with autograd.record():
-            mlm_ls, nsp_ls = _bert_losses(self.net, self.loss, self.vocab_size, shards,
+            mlm_ls, nsp_ls = bert_losses(self.net, self.loss, self.vocab_size, shards,
                                           shard_totals, len(features[0]))
             # Means over the batch; across machines, the mean of the workers' means.
             ls = [(m + n) / num_workers for m, n in zip(mlm_ls, nsp_ls)]
-        for l in ls:
-            l.backward()
+        for shard_loss in ls:
+            shard_loss.backward()
         return mlm_ls, nsp_ls
 
 
@@ -200,7 +200,7 @@ def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
         num_pairs += len(nsp_y)
         X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
         # Normalizers of 1: the per-device loss sums, averaged at the end.
-        mlm_ls, nsp_ls = _bert_losses(net, loss, vocab_size,
+        mlm_ls, nsp_ls = bert_losses(net, loss, vocab_size,
                                       [x + (y,) for x, y in zip(X_shards, y_shards)],
                                       [1.0] * len(y_shards), 1)
         mlm_sum += mlm_ls
@@ -368,22 +368,25 @@ def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_mult
         if num_workers > 1:
             # The servers keep the gradient scale of the first step, so the
             # mean over all workers' examples is taken here, for step(1).
-            scaled = [l / (len(y) * num_workers) for l in ls]
-    for l in (scaled if num_workers > 1 else ls):
-        l.backward()
+            scaled = [shard_loss / (len(y) * num_workers) for shard_loss in ls]
+    for shard_loss in (scaled if num_workers > 1 else ls):
+        shard_loss.backward()
     # step(batch size): the summed per-example gradients become a batch mean.
     trainer.step(1 if num_workers > 1 else len(y))
-    return (sum(l.sum().as_in_ctx(devices[0]) for l in ls),
+    return (sum(shard_loss.sum().as_in_ctx(devices[0]) for shard_loss in ls),
             sum(accuracy(p, s).as_in_ctx(devices[0]) for p, s in zip(preds, y_shards)))
 
 
 def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=None,
                split_f=split_batch_multi_inputs, *, animator=None, progress=None,
-               checkpoints=None, kvstore=None):
+               checkpoints=None, kvstore=None, test_name='test'):
     """Train a classifier for ``num_epochs``; print and return loss and accuracies.
 
     Prints ``loss x, train acc y, test acc z`` and ``N examples/sec on
     [devices]``; plots them by epoch on ``animator`` (created if None).
+    ``test_name`` names the split of ``test_iter`` in the print-out and the
+    plot (``'dev'`` where SNLI's dev split stands in for test); the metrics
+    key stays ``'test_acc'``.
     ``progress`` is called after each batch. ``checkpoints``
     (:class:`d2l_nli.TrainingCheckpoints`) saves the whole state every few
     steps and after each epoch, and resumes from it. A NaN or infinite loss
@@ -400,8 +403,9 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
         raise ValueError('train_iter has no batch: nothing to train on')
     rank, num_workers = _workers(trainer, kvstore, checkpoints, [num_batches, num_epochs])
     if animator is None:
-        animator = Animator(xlabel='epoch', xlim=[1, num_epochs], ylim=[0, 1],
-                            legend=['train loss', 'train acc', 'test acc'])
+        # No fixed y-range: a training loss above 1 stays in view.
+        animator = Animator(xlabel='epoch', xlim=[1, num_epochs],
+                            legend=['train loss', 'train acc', f'{test_name} acc'])
     points_per_epoch = min(5, num_batches)
     every_point = max(1, num_batches // points_per_epoch)
     # Only the training batches are timed, not the evaluation.
@@ -469,6 +473,6 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
                'devices': [str(d) for d in devices]}
     if rank == 0:
         print(f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
-              f"test acc {metrics['test_acc']:.3f}")
+              f"{test_name} acc {metrics['test_acc']:.3f}")
         print(f"{metrics['examples_per_sec']:.1f} examples/sec on {_where(devices, num_workers)}")
     return metrics

@@ -20,6 +20,7 @@ import pytest
 import d2l_nli as d
 from d2l_nli.distributed import DistributedError, create_kvstore, worker_info
 
+
 def tiny_setup(root, seed=0):
     """The model and data both the workers and the single process use."""
     from mxnet import init
@@ -94,6 +95,7 @@ def test_two_workers_equal_one_process_on_the_combined_batches(worker_script, de
 
     # One process, the same steps: each step's batch is both workers' batches together.
     from mxnet import gluon
+
     from d2l_nli.training import train_batch_ch13
     net, train = tiny_setup(demo_root)
     trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-2})
@@ -160,7 +162,7 @@ def test_ctrl_c_stops_everything():
     code = ('import d2l_nli as d, time; d.create_kvstore("dist_sync"); print("up", flush=True); '
             'time.sleep(120)')
     output = _interrupt(_launch('-n', 2, '--', sys.executable, '-c', code),
-                        lambda lines: sum(l.endswith('] up\n') for l in lines) == 2,
+                        lambda lines: sum(line.endswith('] up\n') for line in lines) == 2,
                         lambda proc, lines: proc.send_signal(signal.SIGINT), 130)
     assert 'interrupted; stopping every process' in output
 
@@ -239,7 +241,8 @@ def test_shards_are_disjoint_equal_and_cover_all_but_the_remainder(n, batch_size
 
 
 def test_device_and_dist_sync_reach_the_same_accuracy_on_the_demo(demo_run, tmp_path):
-    """The same fine-tuning command on two CPU devices and on two workers (docs/several-machines.md)."""
+    """The same fine-tuning command on two CPU devices and on two workers
+    (docs/several-machines.md)."""
     from test_cli import DEMO_THRESHOLD
 
     folder, _, _ = demo_run
@@ -277,12 +280,13 @@ def test_the_command_line_outside_the_launcher_and_unshareable_batches(monkeypat
     assert not list(tmp_path.iterdir())
 
     from types import SimpleNamespace
-    from d2l_nli.pipeline import _per_worker
+
+    from d2l_nli.pipeline import per_worker_batch
     kv = SimpleNamespace(type='dist_sync', rank=1, num_workers=4)
-    assert _per_worker(32, kv) == (1, 4, 8)
+    assert per_worker_batch(32, kv) == (1, 4, 8)
     with pytest.raises(ValueError, match='the batch of 30 cannot be shared equally by 4 '
                                          'workers; use a multiple of 4'):
-        _per_worker(30, kv)
+        per_worker_batch(30, kv)
 
 
 def test_pretraining_on_two_workers_ends_with_the_same_parameters(demo_root, tmp_path):

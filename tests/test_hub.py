@@ -225,7 +225,8 @@ def test_an_html_page_served_as_the_zip(hub, http_server, demo_root, tmp_path):
 
 
 def _lie_about_size(body, declared):
-    """The zip ``body`` with its first member's size in the central directory set to ``declared``."""
+    """The zip ``body`` with its first member's size in the central directory
+    set to ``declared``."""
     at = body.index(b'PK\x01\x02') + 24  # central directory: uncompressed size
     return body[:at] + declared.to_bytes(4, 'little') + body[at + 4:]
 
@@ -298,7 +299,8 @@ def test_two_processes_downloading_at_once_end_with_one_good_copy(http_server, d
     assert [p.returncode for p in procs] == [0, 0], outputs
     assert len(http_server.requests) == 2  # both downloaded, at the same time
     data = tmp_path / 'data'
-    assert hashlib.sha1((data / 'snli_1.0.zip').read_bytes()).digest() == hashlib.sha1(body).digest()
+    assert (hashlib.sha1((data / 'snli_1.0.zip').read_bytes()).digest()
+            == hashlib.sha1(body).digest())
     assert _files(data) == ['snli_1.0', 'snli_1.0.zip'] + [
         f'snli_1.0/snli_1.0_{s}.{e}' for s in ('dev', 'test', 'train') for e in ('jsonl', 'txt')]
     assert read_snli(data / 'snli_1.0', split='dev') == read_snli(demo_root / 'snli_1.0',

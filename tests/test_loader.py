@@ -8,13 +8,22 @@ gradients.
 import mxnet as mx
 import numpy as onp
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from mxnet import autograd, gluon, init, np
 
 import d2l_nli as d
-from d2l_nli import (BERTClassifier, BERTModel, SNLIBERTDataset, Vocab, batch_indices,
-                     get_tokens_and_segments, pad_ragged, truncate_pair)
-from d2l_nli.training import _bert_losses
+from d2l_nli import (
+    BERTClassifier,
+    BERTModel,
+    SNLIBERTDataset,
+    Vocab,
+    batch_indices,
+    get_tokens_and_segments,
+    pad_ragged,
+    truncate_pair,
+)
+from d2l_nli.training import bert_losses
 from d2l_nli.wiki import RESERVED_TOKENS
 
 
@@ -163,10 +172,10 @@ def test_trimmed_pretraining_batch_gives_the_same_losses_and_gradients(demo_root
         *features, nsp_y = batch
         total = np.maximum(features[4].sum(), 1e-8)
         with autograd.record():
-            mlm, nsp = _bert_losses(bert, loss, len(vocab), [tuple(features) + (nsp_y,)],
+            mlm, nsp = bert_losses(bert, loss, len(vocab), [tuple(features) + (nsp_y,)],
                                     [total], len(nsp_y))
-            l = mlm[0] + nsp[0]
-        l.backward()
+            total_loss = mlm[0] + nsp[0]
+        total_loss.backward()
         grads = {k: p.grad().asnumpy().copy() for k, p in params.items()
                  if p.grad_req != 'null'}
         results.append((float(mlm[0]), float(nsp[0]), grads, features[0].shape,

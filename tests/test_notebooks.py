@@ -46,7 +46,8 @@ def test_committed_executed_with_kernel_python3_and_no_volatile_metadata(path):
         for output in cell['outputs']:
             assert output['output_type'] != 'error', source(cell)[:200]
             if output['output_type'] == 'stream' and output['name'] == 'stderr':
-                pytest.fail(f'warning or error text in {path.name}: {"".join(output["text"])[:300]}')
+                pytest.fail(f'warning or error text in {path.name}: '
+                            f'{"".join(output["text"])[:300]}')
 
 
 @pytest.mark.parametrize('path', NOTEBOOKS, ids=lambda p: p.name)

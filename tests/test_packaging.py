@@ -29,7 +29,8 @@ def test_extras_never_mix_the_two_mxnet_wheels():
     assert 'numpy<1.24,>=1.21' in base or 'numpy>=1.21,<1.24' in base
     # Bounded above: a release we have not run might drop numpy 1.23.
     assert 'scikit-learn<1.8,>=1.3' in base or 'scikit-learn>=1.3,<1.8' in base
-    assert set(importlib.metadata.metadata('d2l-nli')['Requires-Python'].split(',')) == {'>=3.9', '<3.12'}
+    requires_python = importlib.metadata.metadata('d2l-nli')['Requires-Python']
+    assert set(requires_python.split(',')) == {'>=3.9', '<3.12'}
 
 
 def test_ci_runs_the_readme_test_command_verbatim():

@@ -56,7 +56,8 @@ class FakeDisplay:
 
     def __call__(self, obj, **kwargs):
         self.calls.append((obj, kwargs))
-        return types.SimpleNamespace(update=self.updates.append) if kwargs.get('display_id') else None
+        return (types.SimpleNamespace(update=self.updates.append)
+                if kwargs.get('display_id') else None)
 
 
 @pytest.fixture

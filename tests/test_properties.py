@@ -9,11 +9,20 @@ import json
 import string
 
 import numpy as onp
-import pytest
-from hypothesis import HealthCheck, example, given, settings, strategies as st
+from hypothesis import HealthCheck, example, given, settings
+from hypothesis import strategies as st
 
-from d2l_nli import (DataFormatError, SNLIBERTDataset, Vocab, get_tokens_and_segments,
-                     read_snli, read_wiki, tokenize, tokenize_sentence, truncate_pair)
+from d2l_nli import (
+    DataFormatError,
+    SNLIBERTDataset,
+    Vocab,
+    get_tokens_and_segments,
+    read_snli,
+    read_wiki,
+    tokenize,
+    tokenize_sentence,
+    truncate_pair,
+)
 from d2l_nli.loader import ArrayLoader, pad_ragged
 from d2l_nli.snli import SNLI_COLUMNS
 from d2l_nli.wiki import RESERVED_TOKENS

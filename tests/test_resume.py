@@ -14,9 +14,9 @@ import subprocess
 import sys
 import time
 
+import mxnet as mx
 import numpy as onp
 import pytest
-import mxnet as mx
 from mxnet import gluon, init, np
 
 import d2l_nli as d
@@ -37,7 +37,8 @@ def _run(*args):
 
 
 def _kill_after(args, checkpoint, timeout=120):
-    """Start the command, SIGKILL it as soon as ``checkpoint`` exists; returns its folder listing."""
+    """Start the command, SIGKILL it as soon as ``checkpoint`` exists; returns
+    its folder listing."""
     proc = subprocess.Popen(_cli(*args), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + timeout
     try:

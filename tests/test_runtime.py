@@ -67,7 +67,8 @@ def test_mxnet_missing(no_mxnet_yet):
 
 
 @pytest.mark.parametrize('error, message', [
-    ('libcuda.so.1: cannot open shared object file', r'NVIDIA driver \(libcuda.so.1\) was not found'),
+    ('libcuda.so.1: cannot open shared object file',
+     r'NVIDIA driver \(libcuda.so.1\) was not found'),
     ('libcudnn.so.8: cannot open shared object file', r'a library MXNet needs is missing'),
 ])
 def test_missing_gpu_libraries(monkeypatch, error, message):

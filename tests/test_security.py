@@ -45,8 +45,8 @@ def _sources():
                 if cell['cell_type'] == 'code':
                     text = ''.join(cell['source'])
                     # IPython magics are not Python.
-                    text = '\n'.join('' if l.lstrip().startswith(('%', '!')) else l
-                                     for l in text.splitlines())
+                    text = '\n'.join('' if line.lstrip().startswith(('%', '!')) else line
+                                     for line in text.splitlines())
                     yield f'{name}, cell {k}', text
         else:
             yield name, path.read_text()

@@ -5,8 +5,15 @@ import numpy as onp
 import pytest
 
 from d2l_nli import tokenize_sentence as tok
-from d2l_nli.slices import (accuracy_by_slice, confusion_matrix, examples_in,
-                            hard_easy_masks, has_negation, slice_masks, word_overlap)
+from d2l_nli.slices import (
+    accuracy_by_slice,
+    confusion_matrix,
+    examples_in,
+    hard_easy_masks,
+    has_negation,
+    slice_masks,
+    word_overlap,
+)
 
 PAIRS = [('A man is playing a guitar.', 'A man is playing music.'),
          ('A man is playing a guitar.', "The man isn't playing."),

@@ -1,5 +1,4 @@
 """Reading SNLI files and turning pairs into BERT inputs."""
-import json
 
 import numpy as onp
 import pytest
@@ -85,7 +84,8 @@ def test_empty_missing_and_foreign_files(tmp_path):
     (tmp_path / 'snli_1.0_train.txt').write_bytes(b'')
     with pytest.raises(DataFormatError, match='file is empty'):
         read_snli(tmp_path)
-    with pytest.raises(DataFormatError, match='snli_1.0_test.txt: file not found.*download_extract'):
+    with pytest.raises(DataFormatError,
+                       match='snli_1.0_test.txt: file not found.*download_extract'):
         read_snli(tmp_path, False)
     (tmp_path / 'snli_1.0_dev.txt').write_text('a,b,c\n1,2,3\n')
     with pytest.raises(DataFormatError, match='line 1: expected the SNLI header'):
@@ -100,7 +100,8 @@ def test_empty_sentences_are_kept(tmp_path):
     assert read_snli(tmp_path) == (['A b'], [''], [2])
     vocab = Vocab([['a', 'b']], reserved_tokens=RESERVED_TOKENS)
     ds = SNLIBERTDataset(read_snli(tmp_path), 8, vocab, verbose=False)
-    assert vocab.to_tokens(ds.token_ids[0, :ds.valid_lens[0]]) == ['<cls>', 'a', 'b', '<sep>', '<sep>']
+    assert (vocab.to_tokens(ds.token_ids[0, :ds.valid_lens[0]])
+            == ['<cls>', 'a', 'b', '<sep>', '<sep>'])
 
 
 def _vocab():
@@ -172,4 +173,5 @@ def test_an_extremely_long_sentence_is_read_and_truncated(tmp_path):
     assert ds.valid_lens.tolist() == [16, 16]
     # Both sides keep at least one token; the long side gives way.
     tokens = _vocab().to_tokens(ds.token_ids[0])
-    assert tokens[:2] == ['<cls>', '<unk>'] and tokens[-5:] == ['<sep>', 'a', 'man', '<unk>', '<sep>']
+    assert (tokens[:2] == ['<cls>', '<unk>']
+            and tokens[-5:] == ['<sep>', 'a', 'man', '<unk>', '<sep>'])

@@ -4,7 +4,14 @@ import random
 
 import pytest
 
-from d2l_nli import Vocab, get_tokens_and_segments, read_snli, tokenize, tokenize_sentence, truncate_pair
+from d2l_nli import (
+    Vocab,
+    get_tokens_and_segments,
+    read_snli,
+    tokenize,
+    tokenize_sentence,
+    truncate_pair,
+)
 
 
 def test_tokenize_lowercases_and_splits_on_whitespace():

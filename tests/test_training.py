@@ -30,7 +30,6 @@ def test_two_devices_equal_one_device_in_pretraining(demo_root, capsys):
     one, _, m1 = _pretrain(demo_root, [mx.cpu(0)])
     two, _, m2 = _pretrain(demo_root, [mx.cpu(0), mx.cpu(1)])
     p1, p2, p2b = _params(one, mx.cpu(0)), _params(two, mx.cpu(0)), _params(two, mx.cpu(1))
-    moved = 0
     for name in p1:
         onp.testing.assert_allclose(p2[name], p1[name], atol=1e-5, err_msg=name)
         onp.testing.assert_array_equal(p2[name], p2b[name], err_msg=name)  # replicas agree

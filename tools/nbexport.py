@@ -202,8 +202,8 @@ def main(argv=None):
         return 2
     if stale:
         print('\n\n'.join(stale), file=sys.stderr)
-        print(f'\nThe package is out of step with the notebooks. Run: python tools/nbexport.py '
-              f'(and never edit the generated modules by hand).', file=sys.stderr)
+        print('\nThe package is out of step with the notebooks. Run: python tools/nbexport.py '
+              '(and never edit the generated modules by hand).', file=sys.stderr)
         return 1
     return 0
 
