@@ -347,7 +347,13 @@ def build_parser():
         prog='python -m d2l_nli',
         description='Natural language inference by fine-tuning BERT (the D2L chapter).')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
+    for add in (_demo_parser, _pretrain_parser, _finetune_parser, _evaluate_parser,
+                _predict_parser):
+        add(sub, chapter)
+    return parser
 
+
+def _demo_parser(sub, chapter):
     p = sub.add_parser('demo', help='the whole chapter offline on a generated corpus')
     _common(p, 'data folder; the corpus goes to a demo-* folder inside it')
     p.add_argument('--preset', choices=['demo', 'tiny'], default='demo',
@@ -356,6 +362,8 @@ def build_parser():
     p.add_argument('--out', help='folder for checkpoints and plots (default: inside the corpus)')
     p.set_defaults(func=demo)
 
+
+def _pretrain_parser(sub, chapter):
     p = sub.add_parser('pretrain', help='pretrain BERT on WikiText-2')
     _common(p)
     _profile_option(p, 'model and pretraining settings')
@@ -379,6 +387,8 @@ def build_parser():
     _kvstore_option(p)
     p.set_defaults(func=pretrain)
 
+
+def _finetune_parser(sub, chapter):
     p = sub.add_parser('finetune', help='fine-tune a pretrained BERT on SNLI')
     _common(p)
     _profile_option(p, 'fine-tuning settings')
@@ -399,6 +409,8 @@ def build_parser():
     _kvstore_option(p)
     p.set_defaults(func=finetune)
 
+
+def _evaluate_parser(sub, chapter):
     p = sub.add_parser('evaluate', help='accuracy of a fine-tuned classifier')
     _common(p)
     _data_options(p, chapter.finetune)
@@ -406,6 +418,8 @@ def build_parser():
     _snli_options(p, chapter.finetune)
     p.set_defaults(func=evaluate)
 
+
+def _predict_parser(sub, chapter):
     p = sub.add_parser('predict', help='classify one premise/hypothesis pair')
     p.add_argument('--model', required=True, metavar='DIR', help='folder written by finetune')
     p.add_argument('premise')
@@ -413,7 +427,6 @@ def build_parser():
     p.add_argument('--max-len', type=_int_at_least(5), default=chapter.finetune.max_len)
     p.add_argument('--devices', default='cpu', help='device to run on (default: cpu)')
     p.set_defaults(func=predict)
-    return parser
 
 
 def main(argv=None):

@@ -192,6 +192,25 @@ def _check_member(info, archive_path):
                             'delete it.')
 
 
+def _extract_member(zf, info, out, archive_path):
+    """Write one member to ``out``, refusing one that is larger than it says or damaged."""
+    out.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    try:
+        with zf.open(info) as src, open(out, 'wb') as dst:
+            for chunk in iter(lambda: src.read(1 << 20), b''):
+                written += len(chunk)
+                if written > info.file_size:
+                    raise DownloadError(f'{archive_path}: member {info.filename!r} is larger '
+                                        'than declared; refusing')
+                dst.write(chunk)
+    except (zipfile.BadZipFile, zlib.error, EOFError) as err:
+        # zipfile stops at the declared size, then the CRC fails: a member
+        # that lies about its size, or damaged bytes.
+        raise DownloadError(f'{archive_path}: member {info.filename!r} is damaged ({err}); '
+                            'delete the archive and download it again') from None
+
+
 def extract_archive(archive_path, folder, expected_folder, max_bytes=None):
     """Extract ``archive_path`` (zip) so that ``folder/expected_folder`` holds its files.
 
@@ -222,24 +241,7 @@ def extract_archive(archive_path, folder, expected_folder, max_bytes=None):
             for info in members:
                 if info.is_dir() or not info.filename.startswith(prefix):
                     continue
-                out = tmp / info.filename
-                out.parent.mkdir(parents=True, exist_ok=True)
-                written = 0
-                try:
-                    with zf.open(info) as src, open(out, 'wb') as dst:
-                        for chunk in iter(lambda: src.read(1 << 20), b''):
-                            written += len(chunk)
-                            if written > info.file_size:
-                                raise DownloadError(f'{archive_path}: member '
-                                                    f'{info.filename!r} is larger than '
-                                                    'declared; refusing')
-                            dst.write(chunk)
-                except (zipfile.BadZipFile, zlib.error, EOFError) as err:
-                    # zipfile stops at the declared size, then the CRC fails: a
-                    # member that lies about its size, or damaged bytes.
-                    raise DownloadError(f'{archive_path}: member {info.filename!r} is '
-                                        f'damaged ({err}); delete the archive and '
-                                        'download it again') from None
+                _extract_member(zf, info, tmp / info.filename, archive_path)
             dest = folder / expected_folder
             try:
                 os.rename(tmp / expected_folder, dest)

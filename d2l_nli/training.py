@@ -16,7 +16,7 @@ import time
 
 from mxnet import autograd, gluon, np, npx
 
-from .devices import describe_devices, try_all_gpus
+from .devices import try_all_gpus
 from .fused_mlm import FusedPretrainingStep
 
 __all__ = ['pretraining_trainer', 'finetuning_trainer', 'evaluate_bert_losses', 'Timer',
@@ -217,141 +217,131 @@ def _item(x):
     return x if isinstance(x, float) else x.item()
 
 
-def _workers(trainer, kvstore, checkpoints, plan):
-    """``(rank, num_workers)`` of this process; across machines, checks the workers agree.
-
-    ``plan``: numbers every worker must share (batches per pass, steps...),
-    else one worker would wait forever for the others at the end.
-    """
-    from .distributed import DistributedError, check_same, trainer_kvstore, worker_info
-
-    kvstore = trainer_kvstore(trainer) if kvstore is None else kvstore
-    rank, num_workers = worker_info(kvstore)
-    if num_workers > 1:
-        if checkpoints is not None:
-            raise DistributedError(
-                'training checkpoints cannot be saved with a distributed kvstore: the '
-                "optimizer's state lives on the parameter servers. Train without them "
-                '(the final model is saved by rank 0).')
-        check_same(kvstore, 'batches per pass and the length of the run', plan)
-    return rank, num_workers
-
-
-def _where(devices, num_workers):
-    where = describe_devices(devices)
-    return where if num_workers == 1 else f'{num_workers} workers, each on {where}'
-
-
 def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3,
                trainer=None, animator=None, log_every=None, progress=None, checkpoints=None,
                kvstore=None, held_out=None, held_out_every=None, fused_mlm=True):
-    """Pretrain ``net`` (a ``BERTModel``) for ``num_steps`` minibatches.
+    """Pretrain ``net`` (a ``BERTModel``) for ``num_steps`` minibatches; returns the losses.
 
     Prints ``MLM loss x, NSP loss y`` and ``N sentence pairs/sec on
-    [devices]`` and returns them as a dict. ``trainer`` defaults to Adam
-    with ``lr``; ``animator`` (see :class:`d2l_nli.Animator`) receives both
-    losses every ``log_every`` steps; ``progress`` is called as
-    ``progress(step)`` after each step (e.g. a tqdm bar's update).
-    ``checkpoints`` (:class:`d2l_nli.TrainingCheckpoints`) saves the whole
-    state every few steps and at the end, and resumes from it. A NaN or
-    infinite loss stops the run with :class:`d2l_nli.TrainingDivergedError`.
-    ``kvstore`` (default: the trainer's, else ``'device'``): with a
-    distributed kvstore each worker passes its own shard as ``train_iter``
-    and the gradients of all workers' batches are averaged; only rank 0
-    prints and plots. The printed losses are rank 0's. ``held_out`` (an
-    iterator like ``train_iter``, e.g. of ``wiki.valid.tokens``) is
-    evaluated every ``held_out_every`` steps and at the end, off the clock;
-    the returned ``metrics['held_out']`` lists ``{'step', 'seconds',
-    'mlm_loss', 'nsp_loss'}`` (seconds of training so far). ``fused_mlm``
-    (default) computes the MLM output layer's loss and gradients in one
-    pass over its logits (:mod:`d2l_nli.fused_mlm`: the same results,
-    ~1.6x faster steps at the chapter's settings and less memory; it
-    hybridizes ``net`` with static memory) whenever ``loss`` is the
-    chapter's plain softmax cross-entropy; ``False`` runs the chapter's
-    autograd path.
+    [devices]``. ``trainer`` defaults to Adam at ``lr``; ``animator`` gets
+    both losses every ``log_every`` steps; ``progress(step)`` is called
+    after each step. ``held_out`` (a loader like ``train_iter``) is
+    evaluated every ``held_out_every`` steps and at the end, off the clock,
+    into ``metrics['held_out']`` (``step``, ``seconds``, both losses).
+    ``fused_mlm`` runs the MLM output layer in one pass
+    (:mod:`d2l_nli.fused_mlm`) when ``loss`` is the chapter's plain softmax
+    cross-entropy. ``checkpoints`` (resuming, saving) and a distributed
+    ``kvstore`` (each worker passes its shard): :mod:`d2l_nli.loop`.
     """
     from .distributed import make_trainer
-    from .plot import Animator
-    from .resume import check_finite, curve_of, replay_curve, restore_for_loop
 
     trainer = trainer or make_trainer(net.collect_params(), 'adam', {'learning_rate': lr},
                                       kvstore or 'device')
-    rank, num_workers = _workers(trainer, kvstore, checkpoints, [len(train_iter), num_steps])
-    if animator is None:
-        animator = Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
-                            legend=['mlm', 'nsp'])
+    run = _pretraining_run(trainer, kvstore, checkpoints, len(train_iter), num_steps, devices,
+                           animator)
     log_every = log_every or max(1, num_steps // 50)
-    learning_step = (FusedPretrainingStep(net, loss)
-                     if fused_mlm and FusedPretrainingStep.applies(net, loss)
-                     else ChapterPretrainingStep(net, loss, vocab_size))
-    step, num_pairs, seconds, window, curve = 0, 0, 0.0, [], []
+    learning_step = _pretraining_step(net, loss, vocab_size, fused_mlm)
+    step, num_pairs, window, curve = 0, 0, [], []
     totals = Accumulator(3)  # MLM loss, NSP loss, steps (of the last logged window)
-    state = restore_for_loop(checkpoints, net, trainer, train_iter)
+    state = run.restore(net, trainer, train_iter, lambda s: f'step {s["step"]} of {num_steps}')
     if state:
-        step, num_pairs, seconds = state['step'], state['num_pairs'], state['seconds']
-        curve = state.get('held_out', [])
+        step, num_pairs, curve = state['step'], state['num_pairs'], state.get('held_out', [])
         window, totals.data = [tuple(w) for w in state['window']], state['totals']
-        replay_curve(animator, state['curve'])
-        train_iter.seek(*state['position'])
-        print(f'resuming at step {step} of {num_steps} from {checkpoints.saved}')
-    timer = Timer()
+    run.go_on()
     while step < num_steps:
         pass_no, position = getattr(train_iter, 'position', (0, 0))
-        for batch in train_iter:
+        for *features, nsp_y in train_iter:
             if step == num_steps:
                 break
-            *features, nsp_y = batch
-            batch_size = len(nsp_y)
             X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
-            mlm_ls, nsp_ls = learning_step(features, X_shards, y_shards, num_workers)
+            mlm_ls, nsp_ls = learning_step(features, X_shards, y_shards, run.num_workers)
             trainer.step(1)  # losses are already means over the whole batch
             window.append((sum(mlm_ls), sum(nsp_ls)))
-            step += 1
-            position += 1
-            num_pairs += batch_size
+            step, position, num_pairs = step + 1, position + 1, num_pairs + len(nsp_y)
             if progress:
                 progress(step)
             if step % log_every == 0 or step == num_steps:
-                # One host sync per logged point, not per step.
-                mlm = sum(_item(m) for m, _ in window) / len(window)
-                nsp = sum(_item(n) for _, n in window) / len(window)
-                check_finite({'MLM loss': mlm, 'NSP loss': nsp}, step, checkpoints)
-                totals.data = [mlm, nsp, len(window)]
-                animator.add(step, (mlm, nsp))
-                window = []
+                totals.data, window = _log_window(run, window, step), []
             if held_out is not None and (step % (held_out_every or num_steps) == 0
                                          or step == num_steps):
-                npx.waitall()  # the steps so far are training time, not evaluation
-                seconds += timer.stop()
-                curve.append(dict(step=step, seconds=seconds,
-                                  **evaluate_bert_losses(net, held_out, vocab_size, devices)))
-                timer.start()
-            if checkpoints and (checkpoints.due(step) or step == num_steps):
-                window = [(_item(m), _item(n)) for m, n in window]
-                for m, n in window:
-                    check_finite({'MLM loss': m, 'NSP loss': n}, step, checkpoints)
-                seconds += timer.stop()
-                checkpoints.save(step, net, trainer, {
-                    'num_pairs': num_pairs, 'seconds': seconds, 'window': window,
-                    'totals': totals.data, 'curve': curve_of(animator), 'held_out': curve,
-                    'position': [pass_no, position]})
-                checkpoints.reseed(step)
-                timer.start()
+                curve.append(_held_out_point(run, net, held_out, vocab_size, step))
+            if run.save_due(step, last=step == num_steps):
+                window = _checked_window(run, window, step)
+                run.save(step, net, trainer, {
+                    'num_pairs': num_pairs, 'window': window, 'totals': totals.data,
+                    'held_out': curve, 'position': [pass_no, position]})
         if step == 0:
             raise ValueError('train_iter yielded no batch: nothing to train on')
     npx.waitall()
-    seconds += timer.stop()
+    run.pause()
+    return _pretraining_report(run, totals, num_pairs, step,
+                               curve if held_out is not None else None)
+
+
+def _pretraining_report(run, totals, num_pairs, step, curve):
+    """``train_bert``'s metrics dict, printed by rank 0."""
     metrics = {'mlm_loss': totals[0], 'nsp_loss': totals[1],
-               'pairs_per_sec': num_pairs * num_workers / max(seconds, 1e-9), 'steps': step,
-               'seconds': seconds, 'devices': [str(d) for d in devices]}
-    if held_out is not None:
+               'pairs_per_sec': num_pairs * run.num_workers / max(run.seconds, 1e-9),
+               'steps': step, 'seconds': run.seconds,
+               'devices': [str(d) for d in run.devices]}
+    if curve is not None:
         metrics['held_out'] = curve
-    if rank == 0:
-        animator.show()
-        print(f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}")
-        print(f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on "
-              f"{_where(devices, num_workers)}")
+    run.report([f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}",
+                f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on {{where}}"])
     return metrics
+
+
+def _pretraining_run(trainer, kvstore, checkpoints, num_batches, num_steps, devices, animator):
+    """The :class:`~d2l_nli.loop.TrainingRun` of ``train_bert``, with its default plot."""
+    from .loop import TrainingRun
+    from .plot import Animator
+
+    animator = animator or Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
+                                    legend=['mlm', 'nsp'])
+    return TrainingRun(trainer, kvstore, checkpoints, [num_batches, num_steps], devices,
+                       animator)
+
+
+def _pretraining_step(net, loss, vocab_size, fused_mlm):
+    """The fused MLM step where it applies (:mod:`d2l_nli.fused_mlm`), else the chapter's."""
+    if fused_mlm and FusedPretrainingStep.applies(net, loss):
+        return FusedPretrainingStep(net, loss)
+    return ChapterPretrainingStep(net, loss, vocab_size)
+
+
+def _log_window(run, window, step):
+    """Plot the mean losses of the steps since the last point; one host sync per point."""
+    mlm = sum(_item(m) for m, _ in window) / len(window)
+    nsp = sum(_item(n) for _, n in window) / len(window)
+    run.check({'MLM loss': mlm, 'NSP loss': nsp}, step)
+    run.animator.add(step, (mlm, nsp))
+    return [mlm, nsp, len(window)]
+
+
+def _checked_window(run, window, step):
+    """The unplotted steps' losses as floats (for a checkpoint), each checked."""
+    window = [(_item(m), _item(n)) for m, n in window]
+    for m, n in window:
+        run.check({'MLM loss': m, 'NSP loss': n}, step)
+    return window
+
+
+def _held_out_point(run, net, held_out, vocab_size, step):
+    """Held-out losses after ``step``, measured off the clock."""
+    npx.waitall()  # the steps so far are training time, not evaluation
+    run.pause()
+    point = dict(step=step, seconds=run.seconds,
+                 **evaluate_bert_losses(net, held_out, vocab_size, run.devices))
+    run.go_on()
+    return point
+
+
+def _add_pending(run, metric, pending, step):
+    """Add the unsynced batches' loss sums and correct counts to ``metric``; check the loss."""
+    for l_sum, correct in pending:
+        metric.add(l_sum.item(), correct.item(), 0)
+    run.check({'training loss': metric[0] / metric[2]}, step)
+    return []
 
 
 def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_multi_inputs,
@@ -383,96 +373,83 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     """Train a classifier for ``num_epochs``; print and return loss and accuracies.
 
     Prints ``loss x, train acc y, test acc z`` and ``N examples/sec on
-    [devices]``; plots them by epoch on ``animator`` (created if None).
-    ``test_name`` names the split of ``test_iter`` in the print-out and the
-    plot (``'dev'`` where SNLI's dev split stands in for test); the metrics
-    key stays ``'test_acc'``.
-    ``progress`` is called after each batch. ``checkpoints``
-    (:class:`d2l_nli.TrainingCheckpoints`) saves the whole state every few
-    steps and after each epoch, and resumes from it. A NaN or infinite loss
-    stops the run with :class:`d2l_nli.TrainingDivergedError`. ``kvstore``
-    (default: the trainer's) with a distributed kvstore: each worker
-    passes its own shard as ``train_iter``; only rank 0 prints and plots.
+    [devices]``, and plots them by epoch on ``animator``; ``test_name``
+    names ``test_iter``'s split there (``'dev'`` where SNLI's dev split
+    stands in for test; the metrics key stays ``'test_acc'``).
+    ``progress(1)`` is called after each batch. ``checkpoints`` (resuming,
+    saving) and a distributed ``kvstore``: :mod:`d2l_nli.loop`.
     """
-    from .plot import Animator
-    from .resume import check_finite, curve_of, replay_curve, restore_for_loop
-
     devices = devices or try_all_gpus()
     num_batches = len(train_iter)
-    if num_batches == 0:
-        raise ValueError('train_iter has no batch: nothing to train on')
-    rank, num_workers = _workers(trainer, kvstore, checkpoints, [num_batches, num_epochs])
-    if animator is None:
-        # No fixed y-range: a training loss above 1 stays in view.
-        animator = Animator(xlabel='epoch', xlim=[1, num_epochs],
-                            legend=['train loss', 'train acc', f'{test_name} acc'])
-    points_per_epoch = min(5, num_batches)
-    every_point = max(1, num_batches // points_per_epoch)
-    # Only the training batches are timed, not the evaluation.
-    timer, num_examples, seconds, step = Timer(), 0, 0.0, 0
+    run = _finetuning_run(trainer, kvstore, checkpoints, num_batches, num_epochs, devices,
+                          animator, test_name)
+    every_point = max(1, num_batches // min(5, num_batches))  # 5 points per epoch
     metric = Accumulator(3)  # loss sum, correct, examples (of the current epoch)
-    first_epoch, first_batch, test_acc = 0, 0, None
-    state = restore_for_loop(checkpoints, net, trainer, train_iter)
+    step, num_examples, first_epoch, first_batch, test_acc = 0, 0, 0, 0, None
+    state = run.restore(net, trainer, train_iter,
+                        lambda s: f'epoch {s["epoch"] + 1}, batch {s["batch"]}')
     if state:
-        step, num_examples, seconds = state['step'], state['num_examples'], state['seconds']
-        first_epoch, first_batch = state['epoch'], state['batch']
-        metric.data, test_acc = state['metric'], state['test_acc']
-        replay_curve(animator, state['curve'])
-        train_iter.seek(*state['position'])
-        print(f'resuming at epoch {first_epoch + 1}, batch {first_batch} from '
-              f'{checkpoints.saved}')
+        step, num_examples, metric.data = state['step'], state['num_examples'], state['metric']
+        first_epoch, first_batch, test_acc = state['epoch'], state['batch'], state['test_acc']
 
-    def save(position, epoch, batch):
-        checkpoints.save(step, net, trainer, {
-            'position': position, 'epoch': epoch, 'batch': batch, 'metric': metric.data,
-            'test_acc': test_acc, 'num_examples': num_examples, 'seconds': seconds,
-            'curve': curve_of(animator)})
-        checkpoints.reseed(step)
+    def save(position, epoch, batch):  # the loop's own state; the clock and plot are added
+        run.save(step, net, trainer, {'position': position, 'epoch': epoch, 'batch': batch,
+                                      'metric': metric.data, 'test_acc': test_acc,
+                                      'num_examples': num_examples})
 
     for epoch in range(first_epoch, num_epochs):
         start = first_batch if epoch == first_epoch else 0
         if start == 0:
             metric.reset()
-        pending = []
-        pass_no = getattr(train_iter, 'position', (0, 0))[0]
-        timer.start()
+        pending, pass_no = [], getattr(train_iter, 'position', (0, 0))[0]
+        run.go_on()  # only the training batches are timed, not the evaluation
         for i, (features, labels) in enumerate(train_iter, start=start):
             pending.append(train_batch_ch13(net, features, labels, loss, trainer, devices,
-                                            split_f, num_workers))
+                                            split_f, run.num_workers))
             metric.add(0, 0, len(labels))
-            num_examples += len(labels)
-            step += 1
+            num_examples, step = num_examples + len(labels), step + 1
             if progress:
                 progress(1)
             point = (i + 1) % every_point == 0 or i + 1 == num_batches
-            mid_save = checkpoints and checkpoints.due(step) and i + 1 < num_batches
-            if point or mid_save:
-                for l_sum, correct in pending:  # one sync per plotted point or save
-                    metric.add(l_sum.item(), correct.item(), 0)
-                pending = []
-                check_finite({'training loss': metric[0] / metric[2]}, step, checkpoints)
+            mid_save = run.save_due(step) and i + 1 < num_batches
+            if point or mid_save:  # one host sync per plotted point or save
+                pending = _add_pending(run, metric, pending, step)
             if point:
-                animator.add(epoch + (i + 1) / num_batches,
-                             (metric[0] / metric[2], metric[1] / metric[2], None))
+                run.animator.add(epoch + (i + 1) / num_batches,
+                                 (metric[0] / metric[2], metric[1] / metric[2], None))
             if mid_save:
-                seconds += timer.stop()
                 save([pass_no, i + 1], epoch, i + 1)
-                timer.start()
-        seconds += timer.stop()  # the last point's .item() waited for the epoch's work
+        run.pause()  # the last point's .item() waited for the epoch's work
         test_acc = evaluate_accuracy_gpus(net, test_iter, split_f, devices)
-        animator.add(epoch + 1, (None, None, test_acc))
+        run.animator.add(epoch + 1, (None, None, test_acc))
         if checkpoints:
             save([pass_no + 1, 0], epoch + 1, 0)
-    if rank == 0:
-        animator.show()
+    return _finetuning_report(run, metric, test_acc, num_examples, num_epochs, test_name)
+
+
+def _finetuning_run(trainer, kvstore, checkpoints, num_batches, num_epochs, devices,
+                    animator, test_name):
+    """The :class:`~d2l_nli.loop.TrainingRun` of ``train_ch13``, with its default plot."""
+    from .loop import TrainingRun
+    from .plot import Animator
+
+    if num_batches == 0:
+        raise ValueError('train_iter has no batch: nothing to train on')
+    # No fixed y-range: a training loss above 1 stays in view.
+    animator = animator or Animator(xlabel='epoch', xlim=[1, num_epochs],
+                                    legend=['train loss', 'train acc', f'{test_name} acc'])
+    return TrainingRun(trainer, kvstore, checkpoints, [num_batches, num_epochs], devices,
+                       animator)
+
+
+def _finetuning_report(run, metric, test_acc, num_examples, num_epochs, test_name):
+    """``train_ch13``'s metrics dict, printed by rank 0."""
     examples = max(metric[2], 1)  # this worker's share of the last epoch
-    num_examples *= num_workers  # the speed of all workers together
     metrics = {'train_loss': metric[0] / examples, 'train_acc': metric[1] / examples,
-               'test_acc': test_acc, 'examples_per_sec': num_examples / max(seconds, 1e-9),
-               'seconds': seconds, 'epochs': num_epochs,
-               'devices': [str(d) for d in devices]}
-    if rank == 0:
-        print(f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
-              f"{test_name} acc {metrics['test_acc']:.3f}")
-        print(f"{metrics['examples_per_sec']:.1f} examples/sec on {_where(devices, num_workers)}")
+               'test_acc': test_acc, 'seconds': run.seconds, 'epochs': num_epochs,
+               'examples_per_sec': num_examples * run.num_workers / max(run.seconds, 1e-9),
+               'devices': [str(d) for d in run.devices]}
+    run.report([f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
+                f"{test_name} acc {metrics['test_acc']:.3f}",
+                f"{metrics['examples_per_sec']:.1f} examples/sec on {{where}}"])
     return metrics

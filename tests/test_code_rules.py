@@ -36,3 +36,15 @@ def test_ruff_finds_nothing_with_the_projects_configuration():
                              '--output-format', 'concise'], cwd=ROOT, capture_output=True,
                             text=True, timeout=120)
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-1000:]
+
+
+def test_no_function_of_the_package_is_longer_than_60_lines():
+    """Loops that read like the book: scaffolding goes into helpers (d2l_nli/loop.py)."""
+    long = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f'{path.relative_to(ROOT)}:{node.lineno}: {node.name}, {lines}')
+    assert not long, 'functions over 60 lines:\n' + '\n'.join(long)

@@ -1,0 +1,112 @@
+"""The scaffolding around the training loops, so that each loop shows its learning step.
+
+``train_bert`` and ``train_ch13`` (:mod:`d2l_nli.training`) are the
+chapter's loops. What they share besides the learning step lives here, in
+:class:`TrainingRun`:
+
+* across machines, checking that the workers agree on the length of the
+  run (else one would wait forever for the others) and that no training
+  checkpoints are asked for;
+* resuming from a :class:`~d2l_nli.TrainingCheckpoints` folder (the model,
+  the trainer, the plot and the loop's own counters) and saving to it;
+* the NaN check, which stops a diverged run with a message that names the
+  last good checkpoint;
+* the clock, which counts training time only (not evaluation, not saving);
+* the last lines, printed by rank 0 only, with the plot.
+"""
+from .devices import describe_devices
+from .training import Timer
+
+__all__ = ['TrainingRun']
+
+
+class TrainingRun:
+    """One run of a training loop: workers, resuming, saving, NaN checks, clock, report.
+
+    ``plan``: numbers every distributed worker must share (batches per
+    pass, steps, epochs). ``animator`` receives the loop's points and is
+    saved with each checkpoint.
+    """
+
+    def __init__(self, trainer, kvstore, checkpoints, plan, devices, animator):
+        self.rank, self.num_workers = _workers(trainer, kvstore, checkpoints, plan)
+        self.checkpoints, self.devices, self.animator = checkpoints, devices, animator
+        self.timer, self.seconds, self.running = Timer(), 0.0, False
+
+    def restore(self, net, trainer, train_iter, where):
+        """The saved loop state (None: a fresh start), after loading net, trainer and plot.
+
+        ``where(state)`` says where the run resumes, for the message.
+        """
+        from .resume import replay_curve, restore_for_loop
+
+        state = restore_for_loop(self.checkpoints, net, trainer, train_iter)
+        if state:
+            self.seconds = state['seconds']
+            replay_curve(self.animator, state['curve'])
+            train_iter.seek(*state['position'])
+            print(f'resuming at {where(state)} from {self.checkpoints.saved}')
+        return state
+
+    def check(self, losses, step):
+        """Stop with :class:`~d2l_nli.TrainingDivergedError` if a loss is NaN or infinite."""
+        from .resume import check_finite
+
+        check_finite(losses, step, self.checkpoints)
+
+    def save_due(self, step, last=False):
+        """Whether a checkpoint is to be saved after ``step`` (``last``: the run's end)."""
+        return bool(self.checkpoints) and (self.checkpoints.due(step) or last)
+
+    def save(self, step, net, trainer, state):
+        """Save the whole state after ``step``: the loop's ``state`` plus clock and plot.
+
+        Saving is off the clock.
+        """
+        from .resume import curve_of
+
+        running = self.running
+        self.pause()
+        self.checkpoints.save(step, net, trainer, dict(
+            state, seconds=self.seconds, curve=curve_of(self.animator)))
+        self.checkpoints.reseed(step)
+        if running:
+            self.go_on()
+
+    def go_on(self):
+        """Start (or restart) the clock: what follows is training time."""
+        self.timer.start()
+        self.running = True
+
+    def pause(self):
+        """Stop the clock, adding the time since :meth:`go_on` to ``seconds``."""
+        if self.running:
+            self.seconds += self.timer.stop()
+            self.running = False
+
+    def report(self, lines):
+        """Rank 0 shows the plot and prints ``lines``; ``{where}`` names the devices."""
+        if self.rank != 0:
+            return
+        self.animator.show()
+        where = describe_devices(self.devices)
+        if self.num_workers > 1:
+            where = f'{self.num_workers} workers, each on {where}'
+        for line in lines:
+            print(line.replace('{where}', where))
+
+
+def _workers(trainer, kvstore, checkpoints, plan):
+    """``(rank, num_workers)`` of this process; across machines, checks the workers agree."""
+    from .distributed import DistributedError, check_same, trainer_kvstore, worker_info
+
+    kvstore = trainer_kvstore(trainer) if kvstore is None else kvstore
+    rank, num_workers = worker_info(kvstore)
+    if num_workers > 1:
+        if checkpoints is not None:
+            raise DistributedError(
+                'training checkpoints cannot be saved with a distributed kvstore: the '
+                "optimizer's state lives on the parameter servers. Train without them "
+                '(the final model is saved by rank 0).')
+        check_same(kvstore, 'batches per pass and the length of the run', plan)
+    return rank, num_workers
