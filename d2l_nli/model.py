@@ -27,7 +27,7 @@ from mxnet.util import use_np
 
 from .fast_ops import LayerNorm
 
-__all__ = ['BERTConfig', 'BERT_PRESETS', 'MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
+__all__ = ['BERTConfig', 'MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
            'MaskLM', 'NextSentencePred', 'BERTModel']
 
 
@@ -55,14 +55,6 @@ class BERTConfig:
                              f'num_heads={self.num_heads}')
         if not 0 <= self.dropout < 1:
             raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
-
-
-# Named model sizes; vocab_size comes from the data.
-BERT_PRESETS = {
-    'chapter': dict(num_hiddens=128, ffn_num_hiddens=128, num_heads=2, num_layers=2,
-                    dropout=0.2),
-    'tiny': dict(num_hiddens=32, ffn_num_hiddens=64, num_heads=4, num_layers=2, dropout=0.0),
-}
 
 
 @use_np
