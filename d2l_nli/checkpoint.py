@@ -14,13 +14,11 @@ Loading checks that the three agree and turns every mismatch into a
 """
 import dataclasses
 import json
-import os
-import shutil
-import tempfile
 from pathlib import Path
 
 from .classifier import BERTClassifier
 from .errors import CheckpointError
+from .fileio import atomic_directory
 from .model import BERTConfig, BERTModel
 from .text import Vocab
 
@@ -28,17 +26,6 @@ __all__ = ['save_checkpoint', 'load_pretrained', 'load_classifier', 'read_checkp
            'write_model_files']
 
 FORMAT = 'd2l_nli.checkpoint'
-
-
-def _replace_directory(tmp, folder):
-    """Move the finished ``tmp`` folder onto ``folder``, keeping the old one until done."""
-    old = None
-    if folder.exists():
-        old = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.old-'))
-        os.rename(folder, old / 'previous')
-    os.rename(tmp, folder)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
 
 
 def model_kind(net):
@@ -80,13 +67,8 @@ def save_checkpoint(folder, net, vocab, extra=None):
     """Save a ``BERTModel`` or ``BERTClassifier`` with its vocabulary into ``folder``."""
     folder = Path(folder)
     model_kind(net)  # a clear TypeError before anything is written
-    folder.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f'.{folder.name}.tmp-'))
-    try:
+    with atomic_directory(folder, replace=True) as tmp:
         write_model_files(tmp, net, vocab, extra)
-        _replace_directory(tmp, folder)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
     return folder
 
 

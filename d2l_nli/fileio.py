@@ -48,21 +48,26 @@ def atomic_write(path, mode='w', encoding='utf-8'):
 
 
 @contextlib.contextmanager
-def atomic_directory(path):
+def atomic_directory(path, replace=False):
     """Yield a temporary folder next to ``path``; rename it onto ``path`` on success.
 
-    ``path`` must not exist yet (a folder that exists is never replaced, so
-    nothing in it is lost). If another process created ``path`` in the
-    meantime, its copy is kept and ours is discarded.
+    Without ``replace``, ``path`` must not exist yet (a folder that exists
+    is never replaced, so nothing in it is lost), and if another process
+    created ``path`` in the meantime, its copy is kept and ours discarded.
+    With ``replace`` (a saved model folder), an existing ``path`` is moved
+    aside, the new one renamed in, and only then the old one deleted.
     """
     path = Path(path)
-    if path.exists():
+    if path.exists() and not replace:
         raise FileExistsError(f'{path} already exists; not replacing it')
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.', suffix='.tmp'))
     try:
         _umask_mode(tmp, 0o777)
         yield tmp
+        if replace and path.exists():
+            _swap_in(tmp, path)
+            return
         try:
             os.rename(tmp, path)
         except OSError:
@@ -70,3 +75,13 @@ def atomic_directory(path):
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _swap_in(tmp, path):
+    """Move the finished ``tmp`` folder onto ``path``, keeping the old one until done."""
+    old = Path(tempfile.mkdtemp(dir=path.parent, prefix=f'.{path.name}.old-'))
+    try:
+        os.rename(path, old / 'previous')
+        os.rename(tmp, path)
+    finally:
+        shutil.rmtree(old, ignore_errors=True)

@@ -135,3 +135,23 @@ def test_a_classifier_class_defined_in_a_notebook_can_be_saved(tmp_path):
     folder = d.save_checkpoint(tmp_path / 'clf', net, vocab)
     loaded, _ = d.load_classifier(folder)
     assert isinstance(loaded, d.BERTClassifier)
+
+
+def test_atomic_directory_replaces_only_when_asked_and_never_half(tmp_path):
+    from d2l_nli.fileio import atomic_directory
+
+    target = tmp_path / 'model'
+    with atomic_directory(target) as tmp:
+        (tmp / 'a.txt').write_text('first')
+    with pytest.raises(FileExistsError, match='already exists'):
+        with atomic_directory(target):
+            pass
+    with pytest.raises(RuntimeError):  # a failure while writing: the old folder stays
+        with atomic_directory(target, replace=True) as tmp:
+            (tmp / 'a.txt').write_text('half')
+            raise RuntimeError('interrupted')
+    assert (target / 'a.txt').read_text() == 'first'
+    with atomic_directory(target, replace=True) as tmp:
+        (tmp / 'b.txt').write_text('second')
+    assert [p.name for p in target.iterdir()] == ['b.txt']
+    assert [p.name for p in tmp_path.iterdir()] == ['model']  # no temporary folder left
