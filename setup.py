@@ -9,7 +9,7 @@ HERE = Path(__file__).parent
 VERSION = (HERE / 'd2l_nli' / 'VERSION').read_text().strip()
 
 # mxnet-cu112 links against these CUDA 11 libraries but ships none of them;
-# d2l_nli.runtime loads them from pip's nvidia-*-cu11 packages. cuBLAS >=11.10
+# d2l_nli.machinery.runtime loads them from pip's nvidia-*-cu11 packages. cuBLAS >=11.10
 # keeps out a 0.0.1 placeholder that does not build; cuDNN stays on 8.x.
 CUDA11_LIBRARIES = [
     'nvidia-cuda-runtime-cu11>=11.2,<12',
@@ -92,7 +92,7 @@ setup(
     },
     ext_modules=[FAST_OPS],
     cmdclass={'build_ext': BuildFastOps},
-    entry_points={'console_scripts': ['d2l-nli=d2l_nli.cli:main']},
+    entry_points={'console_scripts': ['d2l-nli=d2l_nli.machinery.cli:main']},
     classifiers=[
         'Programming Language :: Python :: 3',
         'Programming Language :: Python :: 3.9',

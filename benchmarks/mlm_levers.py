@@ -21,7 +21,9 @@ import d2l_nli  # noqa: F401  (the package's thread defaults)
 
 # isort: split
 import mxnet as mx
-from mxnet import np
+from mxnet import np, npx
+
+npx.set_np()  # the chapter's NumPy mode
 
 N, H, V = 2048, 128, 20256
 

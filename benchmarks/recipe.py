@@ -38,7 +38,7 @@ DATA = Path(os.environ.get('D2L_NLI_BENCH_DATA', HERE.parent.parent / 'shared' /
 
 
 def variants():
-    """Name -> (ModelConfig, PretrainConfig): the chapter, the recipe, and the
+    """Name -> (BERTConfig, PretrainConfig): the chapter, the recipe, and the
     recipe less one change."""
     from d2l_nli import PROFILES
 
@@ -59,7 +59,7 @@ def variants():
 
 
 def save(name, record):
-    from d2l_nli.fileio import atomic_write
+    from d2l_nli.machinery.files import atomic_write
 
     RESULTS.mkdir(parents=True, exist_ok=True)
     with atomic_write(RESULTS / f'{name}.json') as f:
@@ -218,6 +218,9 @@ def cmd_report(args):
 
 
 def main():
+    from mxnet import npx
+
+    npx.set_np()  # the chapter's NumPy mode
     parser = argparse.ArgumentParser(description=__doc__.split('\n\n')[0])
     sub = parser.add_subparsers(dest='command', required=True)
     p = sub.add_parser('pretrain')

@@ -40,6 +40,7 @@ from d2l_nli.training import (  # noqa: E402
     train_batch_ch13,
 )
 
+npx.set_np()  # the chapter's NumPy mode
 DEVICES = [mx.cpu()]
 
 
@@ -145,11 +146,10 @@ def pretrain_step(net, trainer, vocab_size, mlm):
                      else ChapterPretrainingStep(net, loss, vocab_size))
 
     def step(batch):
-        *features, nsp_y = batch
-        X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, DEVICES)
-        learning_step(features, X_shards, y_shards)
+        X_shards, y_shards = split_batch_multi_inputs(batch.inputs, batch.nsp_labels, DEVICES)
+        learning_step(batch, X_shards, y_shards)
         trainer.step(1)
-        return len(nsp_y)
+        return len(batch.nsp_labels)
     return step
 
 

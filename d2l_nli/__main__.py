@@ -1,6 +1,6 @@
 """Entry point of ``python -m d2l_nli``."""
 import sys
 
-from .cli import main
+from .machinery.cli import main
 
 sys.exit(main())

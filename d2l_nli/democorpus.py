@@ -19,38 +19,20 @@ contradiction, so for them a model has to compare with the premise.
 
 Wiki paragraphs follow one subject from sentence to sentence, so a true next
 sentence is recognisable (next-sentence prediction is learnable too). The
-output depends only on the preset and the seed.
+output depends only on the corpus sizes and the seed.
 """
-import dataclasses
 import json
 import random
 from pathlib import Path
 
-from .fileio import atomic_directory, atomic_write
+from .machinery.files import atomic_directory, atomic_write
+from .settings import PROFILES, DemoCorpusConfig
 from .snli import LABEL_NAMES, SNLI_COLUMNS
 
-__all__ = ['DemoCorpusConfig', 'DEMO_PRESETS', 'write_demo_corpus', 'ensure_demo_corpus']
+__all__ = ['write_demo_corpus', 'ensure_demo_corpus']
 
 FORMAT_VERSION = 1
 
-
-@dataclasses.dataclass(frozen=True)
-class DemoCorpusConfig:
-    """Sizes of the generated corpus (SNLI pairs and wiki paragraphs per split)."""
-    snli_train: int = 6000
-    snli_dev: int = 600
-    snli_test: int = 600
-    wiki_train: int = 1200
-    wiki_valid: int = 60
-    wiki_test: int = 60
-    no_gold_fraction: float = 0.01   # pairs with gold label '-'
-
-
-DEMO_PRESETS = {
-    'tiny': DemoCorpusConfig(snli_train=240, snli_dev=60, snli_test=60,
-                             wiki_train=80, wiki_valid=10, wiki_test=10),
-    'demo': DemoCorpusConfig(),
-}
 
 # (noun, plural, hypernym, hypernym plural, is_person)
 _SUBJECTS = [('man', 'men', 'person', 'people', True),
@@ -277,13 +259,25 @@ def _write_wiki(path, world, num_paragraphs):
                 f.write(' ' + world.paragraph(r.randint(3, 6)) + ' \n')
 
 
-def write_demo_corpus(root, preset='demo', seed=0):
+def _corpus(corpus):
+    if isinstance(corpus, DemoCorpusConfig):
+        return corpus
+    if corpus not in PROFILES:
+        raise ValueError(f'unknown corpus {corpus!r}: give a DemoCorpusConfig or the name of '
+                         f'a profile ({", ".join(PROFILES)})')
+    return PROFILES[corpus].corpus
+
+
+def write_demo_corpus(root, corpus='demo', seed=0):
     """Write the demo corpus under ``root`` (``wikitext-2/`` and ``snli_1.0/``).
+
+    ``corpus`` is a :class:`~d2l_nli.DemoCorpusConfig`, or the name of a
+    profile whose corpus to write ('demo', 'tiny', ...).
 
     Each folder is written to a temporary name and renamed when complete;
     existing folders are left as they are. Returns ``root``.
     """
-    config = DEMO_PRESETS[preset] if isinstance(preset, str) else preset
+    config = _corpus(corpus)
     root = Path(root)
     if not (root / 'wikitext-2').exists():
         with atomic_directory(root / 'wikitext-2') as tmp:
@@ -301,12 +295,15 @@ def write_demo_corpus(root, preset='demo', seed=0):
     return root
 
 
-def ensure_demo_corpus(data_dir=None, preset='demo', seed=0):
-    """The demo corpus folder ``<data dir>/demo-<preset>``, generated if absent.
+def ensure_demo_corpus(data_dir=None, corpus='demo', seed=0):
+    """The demo corpus folder ``<data dir>/demo-<name>-...``, generated if absent.
+
+    ``corpus`` as for :func:`write_demo_corpus`.
 
     It lives in its own folder, so it never shadows real downloaded data.
     """
-    from .hub import get_data_dir
+    from .machinery.hub import get_data_dir
 
-    root = get_data_dir(data_dir) / f'demo-{preset}-v{FORMAT_VERSION}-seed{seed}'
-    return write_demo_corpus(root, preset, seed)
+    config = _corpus(corpus)
+    root = get_data_dir(data_dir) / f'demo-{config.name}-v{FORMAT_VERSION}-seed{seed}'
+    return write_demo_corpus(root, config, seed)

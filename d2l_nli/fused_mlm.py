@@ -161,10 +161,9 @@ def record_output_grads(dense, ctx, d_weight, d_bias):
 class FusedPretrainingStep:
     """Forward and backward of one pretraining step, with the fused MLM output layer.
 
-    ``step(features, X_shards, y_shards, num_workers)``: ``features`` are
-    the batch's six input arrays (tokens, segments, valid_lens,
-    pred_positions, mlm_weights, mlm_Y), ``X_shards`` and ``y_shards``
-    their per-device shards and those of ``nsp_y`` (from
+    ``step(batch, X_shards, y_shards, num_workers)``: ``batch`` is a
+    :class:`~d2l_nli.PretrainingBatch`, ``X_shards`` and ``y_shards`` the
+    per-device shards of its inputs and of its NSP labels (from
     :func:`d2l_nli.split_batch_multi_inputs`). Leaves the gradients
     of the batch's mean MLM + NSP loss on the parameters (divided by
     ``num_workers``, as ``train_bert``'s plain step does) and returns
@@ -201,15 +200,14 @@ class FusedPretrainingStep:
         return (isinstance(net, BERTModel)
                 and type(net).hybrid_forward is BERTModel.hybrid_forward and plain_loss)
 
-    def __call__(self, features, X_shards, y_shards, num_workers=1):
-        _, _, _, pred_positions, mlm_weights, mlm_Y = features
+    def __call__(self, batch, X_shards, y_shards, num_workers=1):
         # Host-side bookkeeping on the batch's small input arrays (they are
         # ready: this waits for nothing the model computes).
-        rows, cols, labels, weights = real_slots(pred_positions.asnumpy(),
-                                                 mlm_weights.asnumpy(), mlm_Y.asnumpy(),
-                                                 self.bert.config.vocab_size)
+        rows, cols, labels, weights = real_slots(
+            batch.pred_positions.asnumpy(), batch.mlm_weights.asnumpy(),
+            batch.mlm_labels.asnumpy(), self.bert.config.vocab_size)
         mlm_scale = 1 / (max(float(weights.sum()), 1e-8) * num_workers)
-        batch_size = len(mlm_weights)
+        batch_size = len(batch.mlm_weights)
         heads, head_grads, mlm_ls, nsp_ls, start = [], [], [], [], 0
         for X, y in zip(X_shards, y_shards):
             ctx, end = y.ctx, start + len(y)

@@ -174,10 +174,12 @@ class ArrayLoader(BatchLoader):
     """Minibatches of aligned NumPy ``arrays`` (same first dimension).
 
     ``trim`` pads each batch only to its own longest example: ``(k,
-    columns)`` or a list of them, where ``k`` is the index of an array of
-    per-example widths (e.g. valid lengths), such an array itself, or a
-    function of the arrays that returns one; the arrays listed in
-    ``columns`` are cut after the batch's largest width. ``bucket`` > 0
+    columns)`` or a list of them, where ``k`` names an array of
+    per-example widths (e.g. valid lengths), or is such an array itself,
+    or a function of the arrays that returns one; the arrays named in
+    ``columns`` are cut after the batch's largest width. Arrays are named
+    by their index, or by their field name when ``arrays`` is a named
+    tuple (which ``arrays`` then stays). ``bucket`` > 0
     also groups examples of similar width (by the first ``trim`` entry).
     The book's ``((tokens, segments, valid_lens), labels)`` layout comes
     from ``pack``. ``fresh(k)``, if given, returns the arrays of pass ``k``
@@ -205,13 +207,23 @@ class ArrayLoader(BatchLoader):
                              f'{[len(a) for a in arrays]}')
         if hasattr(self, 'arrays') and n != len(self.arrays[0]):
             raise ValueError(f'a fresh pass has {n} examples, the loader {len(self.arrays[0])}')
-        self.arrays = [onp.ascontiguousarray(a) for a in arrays]
+        contiguous = [onp.ascontiguousarray(a) for a in arrays]
+        fields = getattr(arrays, '_fields', None)
+        self.arrays = type(arrays)(*contiguous) if fields else contiguous
+
+        def index(k):
+            if not isinstance(k, str):
+                return k
+            if not fields or k not in fields:
+                raise ValueError(f'no array named {k!r} (the arrays are '
+                                 f'{", ".join(fields) if fields else "not named"})')
+            return fields.index(k)
 
         def widths(k):
-            if isinstance(k, int):
-                return self.arrays[k]
+            if isinstance(k, (int, str)):
+                return self.arrays[index(k)]
             return onp.asarray(k(self.arrays) if callable(k) else k)
-        self.trim = [(widths(k), tuple(cols)) for k, cols in self._trim_spec]
+        self.trim = [(widths(k), tuple(index(c) for c in cols)) for k, cols in self._trim_spec]
         if getattr(self, 'lengths', None) is not None:
             self.lengths = self.trim[0][0]
 

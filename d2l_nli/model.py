@@ -26,35 +26,10 @@ from mxnet.gluon import nn
 from mxnet.util import use_np
 
 from .fast_ops import LayerNorm
+from .settings import BERTConfig
 
-__all__ = ['BERTConfig', 'MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
+__all__ = ['MultiHeadAttention', 'EncoderBlock', 'BERTEncoder',
            'MaskLM', 'NextSentencePred', 'BERTModel']
-
-
-@dataclasses.dataclass(frozen=True)
-class BERTConfig:
-    """Sizes of a BERT model (the chapter's small BERT by default)."""
-    vocab_size: int
-    num_hiddens: int = 128
-    ffn_num_hiddens: int = 128
-    num_heads: int = 2
-    num_layers: int = 2
-    dropout: float = 0.2
-    max_len: int = 1000
-    # Not in the chapter: a LayerNorm on the sum of the three embeddings, as
-    # in the original BERT (see BERTEncoder).
-    embedding_norm: bool = False
-
-    def __post_init__(self):
-        for name in ('vocab_size', 'num_hiddens', 'ffn_num_hiddens', 'num_heads',
-                     'num_layers', 'max_len'):
-            if not isinstance(getattr(self, name), int) or getattr(self, name) < 1:
-                raise ValueError(f'{name} must be a positive integer, got {getattr(self, name)!r}')
-        if self.num_hiddens % self.num_heads:
-            raise ValueError(f'num_hiddens={self.num_hiddens} must be divisible by '
-                             f'num_heads={self.num_heads}')
-        if not 0 <= self.dropout < 1:
-            raise ValueError(f'dropout must be in [0, 1), got {self.dropout}')
 
 
 @use_np
@@ -232,6 +207,10 @@ class BERTModel(nn.HybridBlock):
 
     @classmethod
     def from_config(cls, config):
+        """The model a :class:`~d2l_nli.BERTConfig` describes (its ``vocab_size`` set)."""
+        if config.vocab_size is None:
+            raise ValueError('the BERTConfig has no vocab_size; set it from the data: '
+                             'dataclasses.replace(config, vocab_size=len(vocab))')
         return cls(**dataclasses.asdict(config))
 
     def init_embeddings(self, sigma=0.02, seed=None):

@@ -1,8 +1,12 @@
 """The chapter's steps as functions: pretrain, fine-tune, evaluate.
 
-The command line and the notebooks both call these, so a run from either
-does the same work. Each function takes the data folder, the settings
-(:mod:`d2l_nli.config`) and the devices, and returns what it built plus a
+The command line runs every step through these. The notebooks write the
+pretraining and fine-tuning steps out where the chapter teaches them, with
+the same settings, and call these for the rest: :func:`new_bert` (the
+random BERT beside the pretrained one), :func:`load_or_pretrain` and
+:func:`load_or_finetune` (so that each notebook also runs on its own) and
+:func:`predict_labels`. Each step takes the data folder, the settings
+(:data:`d2l_nli.PROFILES`) and the devices, and returns what it built plus a
 dict of metrics.
 """
 import contextlib
@@ -14,16 +18,18 @@ import numpy as onp
 from mxnet import gluon, init
 from mxnet.gluon import nn
 
-from .checkpoint import load_classifier, load_pretrained, save_checkpoint
 from .classifier import BERTClassifier
-from .hub import download_extract
+from .machinery.checkpoint import load_classifier, load_pretrained, save_checkpoint
+from .machinery.hub import download_extract
+from .machinery.runtime import require_numpy_mode
 from .model import BERTModel
-from .plot import Animator
 from .snli import read_snli
 from .snli_bert import SNLIBERTDataset
 from .training import (
     evaluate_accuracy_gpus,
+    finetuning_plot,
     finetuning_trainer,
+    pretraining_plot,
     pretraining_trainer,
     split_batch_multi_inputs,
     train_bert,
@@ -69,14 +75,14 @@ def _progress(total, desc, enabled):
 def _checkpoints(folder, vocab, every, resume, seed, settings):
     if folder is None:
         return None
-    from .resume import TrainingCheckpoints
+    from .machinery.resume import TrainingCheckpoints
     return TrainingCheckpoints(folder, vocab, every=every, resume=resume, seed=seed,
                                settings=dict(settings, seed=seed))
 
 
 def per_worker_batch(batch_size, kvstore):
     """``(rank, num_workers, batch per worker)``: the batch is shared by the workers."""
-    from .distributed import worker_info
+    from .machinery.distributed import worker_info
 
     rank, num_workers = worker_info(kvstore)
     if batch_size % num_workers:
@@ -109,9 +115,13 @@ def new_bert(vocab, model, cfg, devices, log_probs=None, *, seed=0, max_len=512)
     Xavier for every weight (the chapter), then the embedding tables from
     N(0, 0.02) if ``cfg.embedding_init == 'normal'`` and the MLM bias at
     ``log_probs`` if ``cfg.mlm_bias_init``. The same function makes the
-    random BERT that notebook 3 fine-tunes beside the pretrained one.
+    random BERT that notebook 3 fine-tunes beside the pretrained one. The
+    vocabulary's size comes from ``vocab`` and the position table holds
+    ``max(cfg.max_len, max_len)`` positions (fine-tuning may read longer pairs).
     """
-    bert = BERTModel(len(vocab), max_len=max(cfg.max_len, max_len), **dataclasses.asdict(model))
+    require_numpy_mode('new_bert')
+    bert = BERTModel.from_config(dataclasses.replace(
+        model, vocab_size=len(vocab), max_len=max(cfg.max_len, max_len)))
     bert.initialize(init.Xavier(), ctx=devices)
     if cfg.embedding_init == 'normal':
         bert.init_embeddings(0.02, seed=seed)
@@ -125,7 +135,7 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
              held_out_every=None):
     """Pretrain a BERT on ``<data_dir>/wikitext-2``: returns ``(bert, vocab, metrics)``.
 
-    ``model`` is a :class:`~d2l_nli.ModelConfig`, ``cfg`` a
+    ``model`` is a :class:`~d2l_nli.BERTConfig`, ``cfg`` a
     :class:`~d2l_nli.PretrainConfig`. With ``held_out_every``, the losses on
     ``wiki.valid.tokens`` are measured every that many steps and at the end
     (``metrics['held_out']``, plus the no-context ``held_out_unigram``). With
@@ -133,7 +143,7 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     training state is saved there every ``checkpoint_every`` steps, and
     ``resume=True`` continues from the newest one (see
     :class:`~d2l_nli.TrainingCheckpoints`). With a distributed ``kvstore``
-    (:mod:`d2l_nli.distributed`) each worker trains on its shard with
+    (:mod:`d2l_nli.machinery.distributed`) each worker trains on its shard with
     ``cfg.batch_size / num_workers`` pairs per step.
     """
     seed_everything(seed)
@@ -150,11 +160,10 @@ def pretrain(data_dir, model, cfg, devices, *, seed=0, plot_path=None, progress=
     if held_out_every:
         held_out, _ = load_data_wiki(256, cfg.max_len, data_dir=data_dir, vocab=vocab,
                                      file_name='wiki.valid.tokens', shuffle=False)
-        labels = held_out.arrays[5][held_out.arrays[4] > 0]
-    animator = Animator(xlabel='step', ylabel='loss', xlim=[1, cfg.num_steps],
-                        legend=['mlm', 'nsp'])
+        labels = held_out.arrays.mlm_labels[held_out.arrays.mlm_weights > 0]
+    animator = pretraining_plot(cfg.num_steps)
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
-        'task': 'pretrain', 'model': dataclasses.asdict(model), 'batch_size': cfg.batch_size,
+        'task': 'pretrain', 'model': dataclasses.asdict(bert.config), 'batch_size': cfg.batch_size,
         'max_len': cfg.max_len, 'num_pairs': cfg.num_pairs, 'mlm_bias_init': cfg.mlm_bias_init,
         'embedding_init': cfg.embedding_init, 'dynamic_masking': cfg.dynamic_masking,
         'task_pairs': cfg.task_pairs, 'warmup_steps': cfg.warmup_steps,
@@ -259,18 +268,17 @@ def finetune(data_dir, bert, vocab, cfg, devices, *, seed=0, split='test', plot_
     net.hybridize(static_alloc=True)
     trainer = finetuning_trainer(net.collect_params(), cfg.lr, cfg.num_epochs * len(train_iter),
                                  cfg.warmup_fraction, kvstore)
-    animator = Animator(xlabel='epoch', xlim=[1, cfg.num_epochs],
-                        legend=['train loss', 'train acc', f'{split} acc'])
+    animator = finetuning_plot(cfg.num_epochs, split)
     checkpoints = _checkpoints(checkpoint_dir, vocab, checkpoint_every, resume, seed, {
-        'task': 'finetune', 'bert': dataclasses.asdict(bert.config),
+        'task': 'finetune', 'model': dataclasses.asdict(bert.config),
         'batch_size': cfg.batch_size, 'max_len': cfg.max_len, 'train_size': cfg.train_size,
         'truncate': cfg.truncate, 'pooling': cfg.pooling, 'dropout': cfg.dropout,
         'encoder_lr_scale': cfg.encoder_lr_scale, 'warmup_fraction': cfg.warmup_fraction})
     with _progress(cfg.num_epochs * len(train_iter), 'fine-tuning', progress) as update:
         metrics = train_ch13(net, train_iter, test_iter, gluon.loss.SoftmaxCrossEntropyLoss(),
                              trainer, cfg.num_epochs, devices, animator=animator,
-                             progress=update, checkpoints=checkpoints, kvstore=kvstore,
-                             test_name=split)
+                             progress=lambda step: update(1), checkpoints=checkpoints,
+                             kvstore=kvstore, test_name=split)
     metrics.update(num_train=len(train_set), num_test=len(test_set), split=split)
     if plot_path:
         animator.save(plot_path)
@@ -309,6 +317,7 @@ def predict_labels(net, dataset, devices, batch_size=256):
     and split across ``devices``; the predictions are put back in the
     dataset's order, so they line up with its premises and labels.
     """
+    require_numpy_mode('predict_labels')
     from mxnet import np
 
     order = onp.argsort(dataset.valid_lens, kind='stable')

@@ -14,7 +14,7 @@ import sys
 import warnings
 from pathlib import Path
 
-from .fileio import atomic_write
+from .machinery.files import atomic_write
 
 __all__ = ['Animator', 'live_plotting_enabled', 'use_svg_display']
 

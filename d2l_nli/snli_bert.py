@@ -1,6 +1,6 @@
 # Generated from notebooks/02_snli_dataset_for_bert.ipynb by tools/nbexport.py: do not edit.
 # Edit the notebook's #@save cells, then run: python tools/nbexport.py
-"""SNLI pairs as BERT inputs: the chapter's ``SNLIBERTDataset``.
+"""SNLI pairs as BERT inputs: the chapter's ``SNLIBERTDataset`` and its steps.
 
 Each pair becomes ``<cls> premise <sep> hypothesis <sep>`` with segment
 ids 0 then 1, truncated to ``max_len`` and padded per batch. The token
@@ -18,7 +18,86 @@ from .loader import BatchLoader
 from .text import TRUNCATION_STRATEGIES, Vocab
 from .wiki import RESERVED_TOKENS
 
-__all__ = ['SNLIBERTDataset']
+__all__ = ['check_pair_arguments', 'count_tokens', 'lookup_sentences', 'kept_lengths',
+           'place_sentences', 'SNLIBERTDataset', 'pair_loader']
+
+
+def check_pair_arguments(premises, hypotheses, labels, max_len, truncate):
+    """Raise ``ValueError`` unless ``SNLIBERTDataset`` can convert these pairs.
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    if not len(premises) == len(hypotheses) == len(labels):
+        raise ValueError('premises, hypotheses and labels differ in length: '
+                         f'{len(premises)}, {len(hypotheses)}, {len(labels)}')
+    if truncate not in TRUNCATION_STRATEGIES:
+        raise ValueError(f'unknown truncation strategy {truncate!r}; choose one '
+                         f'of {sorted(TRUNCATION_STRATEGIES)}')
+    if max_len < 5:
+        raise ValueError(f'max_len={max_len} is too small for a sentence pair: '
+                         'it needs at least 5 (<cls>, <sep>, <sep> and a token of each)')
+
+
+def count_tokens(*sides, chunk=32768):
+    """How often each token occurs in the sentences of ``sides`` (lists of strings).
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    counter = collections.Counter()
+    for sentences in sides:
+        for i in range(0, len(sentences), chunk):
+            counter.update(token for sentence in sentences[i:i + chunk]
+                           for token in sentence.lower().split())
+    return counter
+
+
+def lookup_sentences(sentences, vocab, chunk=32768):
+    """Token ids of all ``sentences``: ``(flat ids, start of each, length of each)``.
+
+    Sentence ``i`` is ``ids[starts[i]:starts[i] + lengths[i]]``.
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    get, unk = vocab.token_to_idx.get, vocab.unk
+    ids, lens = [], []
+    for i in range(0, len(sentences), chunk):
+        tokens = [s.lower().split() for s in sentences[i:i + chunk]]
+        lens.append(onp.fromiter(map(len, tokens), onp.int64, len(tokens)))
+        flat = itertools.chain.from_iterable(tokens)
+        ids.append(onp.fromiter(map(get, flat, itertools.repeat(unk)), onp.int32,
+                                int(lens[-1].sum())))
+    lens = onp.concatenate(lens) if lens else onp.zeros(0, onp.int64)
+    starts = onp.concatenate([[0], onp.cumsum(lens)[:-1]]).astype(onp.int64)
+    return (onp.concatenate(ids) if ids else onp.zeros(0, onp.int32)), starts, lens
+
+
+def kept_lengths(p_lens, h_lens, max_len, truncate='longest_first'):
+    """How many tokens of each premise and hypothesis fit their pair into ``max_len``.
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    budget = max_len - 3  # room for <cls>, <sep>, <sep>
+    p_keep, h_keep = p_lens.copy(), h_lens.copy()
+    keep = TRUNCATION_STRATEGIES[truncate]  # (len_p, len_h, budget) -> kept lengths
+    for i in onp.nonzero(p_lens + h_lens > budget)[0]:
+        p_keep[i], h_keep[i] = keep(int(p_lens[i]), int(h_lens[i]), budget)
+    return p_keep, h_keep
+
+
+def place_sentences(tokens, ids, starts, first, keep):
+    """``tokens`` (n, width) with the first ``keep[i]`` ids of sentence ``i`` in row ``i``.
+
+    Sentence ``i`` starts at ``ids[starts[i]]``; its tokens go to the columns
+    from ``first[i]`` on (``first`` and ``keep``: (n, 1) arrays or numbers).
+    The other columns keep the ids they have.
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    if not len(ids):
+        return tokens
+    pos = onp.arange(tokens.shape[1])[None, :]
+    at = onp.clip(starts[:, None] + pos - first, 0, len(ids) - 1)
+    return onp.where((pos >= first) & (pos < first + keep), ids[at], tokens)
 
 
 class SNLIBERTDataset(gluon.data.Dataset):
@@ -38,61 +117,18 @@ class SNLIBERTDataset(gluon.data.Dataset):
     def __init__(self, dataset, max_len, vocab=None, truncate='longest_first',
                  verbose=True):
         premises, hypotheses, labels = dataset
-        if not len(premises) == len(hypotheses) == len(labels):
-            raise ValueError('premises, hypotheses and labels differ in length: '
-                             f'{len(premises)}, {len(hypotheses)}, {len(labels)}')
-        if truncate not in TRUNCATION_STRATEGIES:
-            raise ValueError(f'unknown truncation strategy {truncate!r}; choose one '
-                             f'of {sorted(TRUNCATION_STRATEGIES)}')
-        if max_len < 5:
-            raise ValueError(f'max_len={max_len} is too small for a sentence pair: '
-                             'it needs at least 5 (<cls>, <sep>, <sep> and a token of each)')
+        check_pair_arguments(premises, hypotheses, labels, max_len, truncate)
         if vocab is None:
-            vocab = Vocab(self._count_tokens(premises, hypotheses), min_freq=5,
+            vocab = Vocab(count_tokens(premises, hypotheses, chunk=self.CHUNK), min_freq=5,
                           reserved_tokens=RESERVED_TOKENS)
         self.vocab, self.max_len, self.truncate = vocab, max_len, truncate
         self.labels = onp.asarray(labels, dtype=onp.int32)
-        # Premises and hypotheses stay ragged: all token ids in one flat
-        # array per side, plus where each sentence starts and how many of its
-        # tokens survive truncation. Batches are laid out when they are made.
-        self._p_ids, self._p_starts, p_lens = self._lookup(premises)
-        self._h_ids, self._h_starts, h_lens = self._lookup(hypotheses)
-        self._p_keep, self._h_keep = self._truncate(p_lens, h_lens)
+        self._p_ids, self._p_starts, p_lens = lookup_sentences(premises, vocab, self.CHUNK)
+        self._h_ids, self._h_starts, h_lens = lookup_sentences(hypotheses, vocab, self.CHUNK)
+        self._p_keep, self._h_keep = kept_lengths(p_lens, h_lens, max_len, truncate)
         self.valid_lens = (self._p_keep + self._h_keep + 3).astype(onp.int32)
         if verbose:
             print(f'read {len(self)} examples')
-
-    @classmethod
-    def _count_tokens(cls, *sides):
-        counter = collections.Counter()
-        for sentences in sides:
-            for i in range(0, len(sentences), cls.CHUNK):
-                counter.update(tok for s in sentences[i:i + cls.CHUNK]
-                               for tok in s.lower().split())
-        return counter
-
-    def _lookup(self, sentences):
-        """Token ids of all ``sentences``: (flat ids, start of each, length of each)."""
-        get, unk = self.vocab.token_to_idx.get, self.vocab.unk
-        ids, lens = [], []
-        for i in range(0, len(sentences), self.CHUNK):
-            tokens = [s.lower().split() for s in sentences[i:i + self.CHUNK]]
-            lens.append(onp.fromiter(map(len, tokens), onp.int64, len(tokens)))
-            flat = itertools.chain.from_iterable(tokens)
-            ids.append(onp.fromiter(map(get, flat, itertools.repeat(unk)), onp.int32,
-                                    int(lens[-1].sum())))
-        lens = onp.concatenate(lens) if lens else onp.zeros(0, onp.int64)
-        starts = onp.concatenate([[0], onp.cumsum(lens)[:-1]]).astype(onp.int64)
-        return (onp.concatenate(ids) if ids else onp.zeros(0, onp.int32)), starts, lens
-
-    def _truncate(self, p_lens, h_lens):
-        """Kept lengths of each side; only pairs over the budget go through the strategy."""
-        budget = self.max_len - 3  # room for <cls>, <sep>, <sep>
-        p_keep, h_keep = p_lens.copy(), h_lens.copy()
-        keep = TRUNCATION_STRATEGIES[self.truncate]  # (len_p, len_h, budget) -> kept
-        for i in onp.nonzero(p_lens + h_lens > budget)[0]:
-            p_keep[i], h_keep[i] = keep(int(p_lens[i]), int(h_lens[i]), budget)
-        return p_keep, h_keep
 
     def rows(self, idx, width=None):
         """``(token_ids, segments)`` of the pairs ``idx``, each (len(idx), width).
@@ -100,23 +136,14 @@ class SNLIBERTDataset(gluon.data.Dataset):
         ``width`` defaults to ``max_len``; pairs are padded with ``<pad>``.
         """
         width = self.max_len if width is None else width
-        pos = onp.arange(width)[None, :]
+        pos, vocab = onp.arange(width)[None, :], self.vocab
         kp, kh = self._p_keep[idx][:, None], self._h_keep[idx][:, None]
-        valid = kp + kh + 3
-        in_p = (pos >= 1) & (pos <= kp)
-        in_h = (pos >= kp + 2) & (pos < kp + 2 + kh)
-        p_at = onp.clip(self._p_starts[idx][:, None] + pos - 1, 0, max(len(self._p_ids) - 1, 0))
-        h_at = onp.clip(self._h_starts[idx][:, None] + pos - kp - 2, 0,
-                        max(len(self._h_ids) - 1, 0))
-        vocab = self.vocab
         tokens = onp.full((len(kp), width), vocab['<pad>'], onp.int32)
-        if len(self._p_ids):
-            tokens = onp.where(in_p, self._p_ids[p_at], tokens)
-        if len(self._h_ids):
-            tokens = onp.where(in_h, self._h_ids[h_at], tokens)
         tokens[:, :1] = vocab['<cls>']
-        tokens = onp.where((pos == kp + 1) | (pos == valid - 1), vocab['<sep>'], tokens)
-        segments = (pos >= kp + 2) & (pos < valid)
+        tokens = place_sentences(tokens, self._p_ids, self._p_starts[idx], 1, kp)
+        tokens = place_sentences(tokens, self._h_ids, self._h_starts[idx], kp + 2, kh)
+        tokens = onp.where((pos == kp + 1) | (pos == kp + kh + 2), vocab['<sep>'], tokens)
+        segments = (pos >= kp + 2) & (pos <= kp + kh + 2)  # the hypothesis and its <sep>
         return tokens.astype(onp.int32), segments.astype(onp.int32)
 
     @property
@@ -144,12 +171,20 @@ class SNLIBERTDataset(gluon.data.Dataset):
         batch (see :mod:`d2l_nli.loader`); without ``shuffle`` they are then
         visited shortest first. ``bucket=0`` keeps the plain order.
         """
-        def make_batch(idx):
-            width = max(int(self.valid_lens[idx].max()), 1) if trim else self.max_len
-            tokens, segments = self.rows(idx, width)
-            return tokens, segments, self.valid_lens[idx], self.labels[idx]
+        return pair_loader(self, batch_size, shuffle, seed, trim, bucket)
 
-        return BatchLoader(len(self), batch_size, make_batch, shuffle=shuffle, seed=seed,
-                           pack=lambda tokens, segments, valid_lens, labels:
-                               ((tokens, segments, valid_lens), labels),
-                           lengths=self.valid_lens, bucket=bucket if trim else 0)
+
+def pair_loader(dataset, batch_size, shuffle=False, seed=0, trim=True, bucket=50):
+    """The minibatches of an ``SNLIBERTDataset``: see its ``loader()``.
+
+    Defined in notebooks/02_snli_dataset_for_bert.ipynb.
+    """
+    def make_batch(idx):
+        width = max(int(dataset.valid_lens[idx].max()), 1) if trim else dataset.max_len
+        tokens, segments = dataset.rows(idx, width)
+        return tokens, segments, dataset.valid_lens[idx], dataset.labels[idx]
+
+    return BatchLoader(len(dataset), batch_size, make_batch, shuffle=shuffle, seed=seed,
+                       pack=lambda tokens, segments, valid_lens, labels:
+                           ((tokens, segments, valid_lens), labels),
+                       lengths=dataset.valid_lens, bucket=bucket if trim else 0)

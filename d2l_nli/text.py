@@ -18,7 +18,7 @@ import collections
 import json
 import re
 
-from .fileio import atomic_write
+from .machinery.files import atomic_write
 
 __all__ = ['tokenize', 'tokenize_sentence', 'Vocab', 'get_tokens_and_segments',
            'truncate_pair', 'TRUNCATION_STRATEGIES']

@@ -12,34 +12,17 @@ per device), so the update equals a one-device step on the full batch; no
 of batches works (the book divided by ``num_batches // 5``); device defaults
 are chosen at call time, not at import.
 """
-import time
 
 from mxnet import autograd, gluon, np, npx
 
-from .devices import try_all_gpus
 from .fused_mlm import FusedPretrainingStep
+from .machinery.devices import try_all_gpus
+from .machinery.runtime import require_numpy_mode
 
-__all__ = ['pretraining_trainer', 'finetuning_trainer', 'evaluate_bert_losses', 'Timer',
+__all__ = ['pretraining_trainer', 'finetuning_trainer', 'evaluate_bert_losses',
            'Accumulator', 'split_batch_multi_inputs', 'accuracy', 'ChapterPretrainingStep',
-           'evaluate_accuracy_gpus', 'train_bert', 'train_batch_ch13', 'train_ch13']
-
-
-class Timer:
-    """Wall-clock timer over several intervals."""
-
-    def __init__(self):
-        self.times = []
-        self.start()
-
-    def start(self):
-        self.tik = time.perf_counter()
-
-    def stop(self):
-        self.times.append(time.perf_counter() - self.tik)
-        return self.times[-1]
-
-    def sum(self):
-        return sum(self.times)
+           'evaluate_accuracy_gpus', 'train_bert', 'train_batch_ch13', 'train_ch13',
+           'pretraining_plot', 'finetuning_plot']
 
 
 class Accumulator:
@@ -80,6 +63,7 @@ def accuracy(y_hat, y):
 
 def evaluate_accuracy_gpus(net, data_iter, split_f=split_batch_multi_inputs, devices=None):
     """Accuracy of ``net`` on ``data_iter``, computed on all ``devices``."""
+    require_numpy_mode('evaluate_accuracy_gpus')
     devices = devices or try_all_gpus()
     correct, total = [], 0
     for features, labels in data_iter:
@@ -109,7 +93,7 @@ def pretraining_trainer(params, lr, num_steps, warmup_steps=0, kvstore='device',
         options['lr_scheduler'] = mx.lr_scheduler.PolyScheduler(
             num_steps, base_lr=lr, pwr=1, final_lr=lr * final_lr_fraction,
             warmup_steps=warmup_steps, warmup_begin_lr=0.0)
-    from .distributed import make_trainer
+    from .machinery.distributed import make_trainer
     return make_trainer(params, 'adam', options, kvstore)
 
 
@@ -123,7 +107,7 @@ def finetuning_trainer(params, lr, num_steps, warmup_fraction=0.0, kvstore='devi
     """
     import mxnet as mx
 
-    from .distributed import make_trainer
+    from .machinery.distributed import make_trainer
 
     options = {'learning_rate': lr}
     if warmup_fraction:
@@ -159,23 +143,24 @@ class ChapterPretrainingStep:
     """The chapter's pretraining step: autograd through logits, log-softmax and pick.
 
     Same interface as :class:`d2l_nli.fused_mlm.FusedPretrainingStep`
-    (``step(features, X_shards, y_shards, num_workers)`` leaves the
-    gradients on the parameters and returns the per-device MLM and NSP
-    losses, unsynced), which computes the same thing faster.
+    (``step(batch, X_shards, y_shards, num_workers)``, ``batch`` a
+    :class:`~d2l_nli.PretrainingBatch`, leaves the gradients on the
+    parameters and returns the per-device MLM and NSP losses, unsynced),
+    which computes the same thing faster.
     """
 
     def __init__(self, net, loss, vocab_size):
         self.net, self.loss, self.vocab_size = net, loss, vocab_size
 
-    def __call__(self, features, X_shards, y_shards, num_workers=1):
+    def __call__(self, batch, X_shards, y_shards, num_workers=1):
         # The MLM normalizer stays an array: reading it here would wait for
         # the previous step to finish (a host sync per batch).
-        mlm_total = np.maximum(features[4].sum(), 1e-8)
+        mlm_total = np.maximum(batch.mlm_weights.sum(), 1e-8)
         shards = [x + (y,) for x, y in zip(X_shards, y_shards)]
         shard_totals = [mlm_total.as_in_ctx(y.ctx) for y in y_shards]  # copy outside record
         with autograd.record():
             mlm_ls, nsp_ls = bert_losses(self.net, self.loss, self.vocab_size, shards,
-                                          shard_totals, len(features[0]))
+                                          shard_totals, len(batch.nsp_labels))
             # Means over the batch; across machines, the mean of the workers' means.
             ls = [(m + n) / num_workers for m, n in zip(mlm_ls, nsp_ls)]
         for shard_loss in ls:
@@ -191,14 +176,14 @@ def evaluate_bert_losses(net, data_iter, vocab_size, devices=None):
     dropout. Training losses can fall by memorising the training pairs;
     these show what generalises.
     """
+    require_numpy_mode('evaluate_bert_losses')
     devices = devices or try_all_gpus()
     loss = gluon.loss.SoftmaxCELoss()
     mlm_sum, nsp_sum, pred_counts, num_pairs = [], [], [], 0
     for batch in data_iter:
-        *features, nsp_y = batch
-        pred_counts.append(features[4].sum())  # read at the end: no sync per batch
-        num_pairs += len(nsp_y)
-        X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
+        pred_counts.append(batch.mlm_weights.sum())  # read at the end: no sync per batch
+        num_pairs += len(batch.nsp_labels)
+        X_shards, y_shards = split_batch_multi_inputs(batch.inputs, batch.nsp_labels, devices)
         # Normalizers of 1: the per-device loss sums, averaged at the end.
         mlm_ls, nsp_ls = bert_losses(net, loss, vocab_size,
                                       [x + (y,) for x, y in zip(X_shards, y_shards)],
@@ -231,9 +216,9 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     ``fused_mlm`` runs the MLM output layer in one pass
     (:mod:`d2l_nli.fused_mlm`) when ``loss`` is the chapter's plain softmax
     cross-entropy. ``checkpoints`` (resuming, saving) and a distributed
-    ``kvstore`` (each worker passes its shard): :mod:`d2l_nli.loop`.
+    ``kvstore`` (each worker passes its shard): :mod:`d2l_nli.machinery.loop`.
     """
-    from .distributed import make_trainer
+    from .machinery.distributed import make_trainer
 
     trainer = trainer or make_trainer(net.collect_params(), 'adam', {'learning_rate': lr},
                                       kvstore or 'device')
@@ -250,14 +235,15 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     run.go_on()
     while step < num_steps:
         pass_no, position = getattr(train_iter, 'position', (0, 0))
-        for *features, nsp_y in train_iter:
+        for batch in train_iter:  # a PretrainingBatch: tokens, ..., nsp_labels
             if step == num_steps:
                 break
-            X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
-            mlm_ls, nsp_ls = learning_step(features, X_shards, y_shards, run.num_workers)
-            trainer.step(1)  # losses are already means over the whole batch
+            X_shards, y_shards = split_batch_multi_inputs(batch.inputs, batch.nsp_labels,
+                                                          devices)
+            mlm_ls, nsp_ls = learning_step(batch, X_shards, y_shards, run.num_workers)
+            trainer.step(1)  # the losses are means over the whole batch
             window.append((sum(mlm_ls), sum(nsp_ls)))
-            step, position, num_pairs = step + 1, position + 1, num_pairs + len(nsp_y)
+            step, position, num_pairs = step + 1, position + 1, num_pairs + len(batch.nsp_labels)
             if progress:
                 progress(step)
             if step % log_every == 0 or step == num_steps:
@@ -291,13 +277,29 @@ def _pretraining_report(run, totals, num_pairs, step, curve):
     return metrics
 
 
-def _pretraining_run(trainer, kvstore, checkpoints, num_batches, num_steps, devices, animator):
-    """The :class:`~d2l_nli.loop.TrainingRun` of ``train_bert``, with its default plot."""
-    from .loop import TrainingRun
+def pretraining_plot(num_steps):
+    """``train_bert``'s plot: both losses by step."""
     from .plot import Animator
 
-    animator = animator or Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps],
-                                    legend=['mlm', 'nsp'])
+    return Animator(xlabel='step', ylabel='loss', xlim=[1, num_steps], legend=['mlm', 'nsp'])
+
+
+def finetuning_plot(num_epochs, test_name='test'):
+    """``train_ch13``'s plot: loss and accuracies by epoch.
+
+    No fixed y-range (the book's is [0, 1]): a training loss above 1 stays in view.
+    """
+    from .plot import Animator
+
+    return Animator(xlabel='epoch', xlim=[1, num_epochs],
+                    legend=['train loss', 'train acc', f'{test_name} acc'])
+
+
+def _pretraining_run(trainer, kvstore, checkpoints, num_batches, num_steps, devices, animator):
+    """The :class:`~d2l_nli.machinery.loop.TrainingRun` of ``train_bert``, with its default plot."""
+    from .machinery.loop import TrainingRun
+
+    animator = animator or pretraining_plot(num_steps)
     return TrainingRun(trainer, kvstore, checkpoints, [num_batches, num_steps], devices,
                        animator)
 
@@ -355,14 +357,12 @@ def train_batch_ch13(net, X, y, loss, trainer, devices, split_f=split_batch_mult
     with autograd.record():
         preds = [net(X_shard) for X_shard in X_shards]
         ls = [loss(pred, y_shard) for pred, y_shard in zip(preds, y_shards)]
-        if num_workers > 1:
-            # The servers keep the gradient scale of the first step, so the
-            # mean over all workers' examples is taken here, for step(1).
-            scaled = [shard_loss / (len(y) * num_workers) for shard_loss in ls]
-    for shard_loss in (scaled if num_workers > 1 else ls):
-        shard_loss.backward()
-    # step(batch size): the summed per-example gradients become a batch mean.
-    trainer.step(1 if num_workers > 1 else len(y))
+        # As in train_bert: the mean over the batch (over all workers'
+        # batches, across machines), then step(1).
+        means = [shard_loss / (len(y) * num_workers) for shard_loss in ls]
+    for shard_mean in means:
+        shard_mean.backward()
+    trainer.step(1)
     return (sum(shard_loss.sum().as_in_ctx(devices[0]) for shard_loss in ls),
             sum(accuracy(p, s).as_in_ctx(devices[0]) for p, s in zip(preds, y_shards)))
 
@@ -376,8 +376,8 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
     [devices]``, and plots them by epoch on ``animator``; ``test_name``
     names ``test_iter``'s split there (``'dev'`` where SNLI's dev split
     stands in for test; the metrics key stays ``'test_acc'``).
-    ``progress(1)`` is called after each batch. ``checkpoints`` (resuming,
-    saving) and a distributed ``kvstore``: :mod:`d2l_nli.loop`.
+    ``progress(step)`` is called after each step. ``checkpoints`` (resuming,
+    saving) and a distributed ``kvstore``: :mod:`d2l_nli.machinery.loop`.
     """
     devices = devices or try_all_gpus()
     num_batches = len(train_iter)
@@ -409,7 +409,7 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
             metric.add(0, 0, len(labels))
             num_examples, step = num_examples + len(labels), step + 1
             if progress:
-                progress(1)
+                progress(step)
             point = (i + 1) % every_point == 0 or i + 1 == num_batches
             mid_save = run.save_due(step) and i + 1 < num_batches
             if point or mid_save:  # one host sync per plotted point or save
@@ -429,15 +429,12 @@ def train_ch13(net, train_iter, test_iter, loss, trainer, num_epochs, devices=No
 
 def _finetuning_run(trainer, kvstore, checkpoints, num_batches, num_epochs, devices,
                     animator, test_name):
-    """The :class:`~d2l_nli.loop.TrainingRun` of ``train_ch13``, with its default plot."""
-    from .loop import TrainingRun
-    from .plot import Animator
+    """The :class:`~d2l_nli.machinery.loop.TrainingRun` of ``train_ch13``, with its default plot."""
+    from .machinery.loop import TrainingRun
 
     if num_batches == 0:
         raise ValueError('train_iter has no batch: nothing to train on')
-    # No fixed y-range: a training loss above 1 stays in view.
-    animator = animator or Animator(xlabel='epoch', xlim=[1, num_epochs],
-                                    legend=['train loss', 'train acc', f'{test_name} acc'])
+    animator = animator or finetuning_plot(num_epochs, test_name)
     return TrainingRun(trainer, kvstore, checkpoints, [num_batches, num_epochs], devices,
                        animator)
 

@@ -20,6 +20,7 @@ seeded generator, so the same seed gives the same batches.
 import itertools
 import random
 from pathlib import Path
+from typing import Any, NamedTuple
 
 import numpy as onp
 
@@ -27,11 +28,32 @@ from .errors import DataFormatError
 from .loader import ArrayLoader
 from .text import Vocab
 
-__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'WikiTextBERTData', 'load_data_wiki',
-           'snli_paragraphs']
+__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'PretrainingBatch',
+           'WikiTextBERTData', 'load_data_wiki', 'snli_paragraphs']
 
 RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
 MLM_FRACTION = 0.15
+
+
+class PretrainingBatch(NamedTuple):
+    """The seven aligned arrays of pretraining examples, in the chapter's order.
+
+    NumPy arrays for a whole dataset (:attr:`WikiTextBERTData.arrays`),
+    ``mxnet.np`` arrays for a batch of :func:`load_data_wiki`'s loader.
+    ``B`` examples, ``T`` tokens, ``P`` prediction slots each.
+    """
+    tokens: Any          # (B, T) token ids, the masked positions already corrupted
+    segments: Any        # (B, T) 0 for <cls>, the first sentence and its <sep>; then 1
+    valid_lens: Any      # (B,) tokens before the padding
+    pred_positions: Any  # (B, P) positions to predict (0 in padding slots)
+    mlm_weights: Any     # (B, P) 1 for a real prediction, 0 for a padding slot
+    mlm_labels: Any      # (B, P) the original token at each position
+    nsp_labels: Any      # (B,) 1 if the second sentence really follows the first
+
+    @property
+    def inputs(self):
+        """The six arrays besides the NSP labels (``split_batch_multi_inputs``'s ``X``)."""
+        return tuple(self)[:-1]
 
 
 def read_wiki(data_dir, file_name='wiki.train.tokens', seed=0):
@@ -268,9 +290,10 @@ class WikiTextBERTData:
 
     @property
     def arrays(self):
-        """The seven arrays in the order ``train_bert`` unpacks a batch."""
-        return (self.token_ids, self.segments, self.valid_lens, self.pred_positions,
-                self.mlm_weights, self.mlm_labels, self.nsp_labels)
+        """All examples as one :class:`PretrainingBatch` of NumPy arrays."""
+        return PretrainingBatch(self.token_ids, self.segments, self.valid_lens,
+                                self.pred_positions, self.mlm_weights, self.mlm_labels,
+                                self.nsp_labels)
 
 
 def mlm_unigram(data, vocab_size):
@@ -285,7 +308,8 @@ def mlm_unigram(data, vocab_size):
     probability (for a model's output bias, or a baseline on other text).
     """
     arrays = data.arrays
-    labels, weights = onp.asarray(arrays[5]).ravel(), onp.asarray(arrays[4]).ravel()
+    labels = onp.asarray(arrays.mlm_labels).ravel()
+    weights = onp.asarray(arrays.mlm_weights).ravel()
     targets = labels[weights > 0]
     if not len(targets):
         raise ValueError('no masked-LM target in the data')
@@ -296,14 +320,27 @@ def mlm_unigram(data, vocab_size):
     return log_probs.astype(onp.float32), entropy
 
 
+def _num_preds(arrays):
+    """Each example's number of real predictions (they come first in its row)."""
+    return arrays.mlm_weights.sum(axis=1).astype(onp.int32)
+
+
+# How load_data_wiki trims a batch: tokens and segments to its longest pair,
+# the MLM columns to its most predictions (see ArrayLoader's ``trim``).
+# Buckets of similar length make both widths small.
+TRIM_WIDTHS = [('valid_lens', ('tokens', 'segments')),
+               (_num_preds, ('pred_positions', 'mlm_weights', 'mlm_labels'))]
+
+
 def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
                    file_name='wiki.train.tokens', trim=True, vocab=None, shuffle=True,
                    num_pairs=None, bucket=20, dynamic=False, extra_paragraphs=None):
     """Load WikiText-2 for pretraining: ``(train_iter, vocab)``.
 
-    ``train_iter`` yields the book's seven arrays per batch: tokens (b,
-    max_len), segments (b, max_len), valid lengths (b,), prediction positions
-    (b, P), MLM weights (b, P), MLM labels (b, P) and NSP labels (b,). The
+    ``train_iter`` yields the book's seven arrays per batch, as a
+    :class:`PretrainingBatch`: tokens (b, max_len), segments (b, max_len),
+    valid lengths (b,), prediction positions (b, P), MLM weights (b, P),
+    MLM labels (b, P) and NSP labels (b,); its ``arrays`` are all examples. The
     data folder is the hub's (see :func:`d2l_nli.get_data_dir`) unless
     ``data_dir`` names one holding ``wikitext-2/``. With ``trim`` each batch
     is padded only to its longest example and cut to its most MLM
@@ -325,7 +362,7 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
     from the extra text only (see ``pools`` in :class:`WikiTextBERTData`);
     without, from anywhere, as the chapter draws them.
     """
-    from .hub import download_extract
+    from .machinery.hub import download_extract
 
     folder = download_extract('wikitext-2', data_dir=data_dir)
     paragraphs = read_wiki(folder, file_name, seed=seed)
@@ -342,17 +379,11 @@ def load_data_wiki(batch_size, max_len, *, data_dir=None, seed=0,
 
     def sample(arrays):
         # Paragraphs were shuffled by ``seed``: the first pairs are a random sample.
-        return arrays if num_pairs is None else tuple(a[:num_pairs] for a in arrays)
-
-    # Trim tokens/segments to the longest pair of the batch and the MLM
-    # columns to its most predictions (real positions come first in a row);
-    # buckets of similar length make both widths small.
-    def num_preds(arrays):
-        return arrays[4].sum(axis=1).astype(onp.int32)
+        return arrays if num_pairs is None else PretrainingBatch(*(a[:num_pairs] for a in arrays))
 
     train_iter = ArrayLoader(sample(data.arrays), batch_size, shuffle=shuffle, seed=seed,
-                             trim=[(2, (0, 1)), (num_preds, (3, 4, 5))] if trim else None,
-                             bucket=bucket if trim else 0,
+                             trim=TRIM_WIDTHS if trim else None, bucket=bucket if trim else 0,
+                             pack=PretrainingBatch,
                              fresh=(lambda k: sample(data.draw(k))) if dynamic else None)
     return train_iter, data.vocab
 

@@ -9,7 +9,12 @@ import time
 
 import pytest
 
-import d2l_nli
+import d2l_nli  # first: the thread defaults, before MXNet loads
+
+# isort: split
+from mxnet import npx
+
+npx.set_np()  # the chapter's NumPy mode, as the notebooks and the command line set it
 
 
 @pytest.fixture(scope='session')

@@ -13,7 +13,8 @@ import d2l_nli as d
 
 PROBE = '''
 import sys, numpy as onp, d2l_nli as d
-from mxnet import np
+from mxnet import np, npx
+npx.set_np()
 bert, vocab = d.load_pretrained(sys.argv[1])
 t = onp.load(sys.argv[2])
 _, mlm, nsp = bert(np.array(t["tokens"]), np.array(t["segments"]), np.array(t["valid"]),
@@ -138,7 +139,7 @@ def test_a_classifier_class_defined_in_a_notebook_can_be_saved(tmp_path):
 
 
 def test_atomic_directory_replaces_only_when_asked_and_never_half(tmp_path):
-    from d2l_nli.fileio import atomic_directory
+    from d2l_nli.machinery.files import atomic_directory
 
     target = tmp_path / 'model'
     with atomic_directory(target) as tmp:

@@ -141,14 +141,14 @@ def test_predict_takes_any_text_and_refuses_empty_sentences(tiny_run, premise, h
 # --profile: a notebook profile's settings, and explicit flags override them.
 
 def _settings(*argv):
-    from d2l_nli.cli import build_parser, run_settings
+    from d2l_nli.machinery.cli import build_parser, run_settings
     return run_settings(build_parser().parse_args([str(a) for a in argv]))
 
 
 def test_without_a_profile_the_command_line_runs_the_chapter():
     import d2l_nli as d
 
-    chapter = d.PRESETS['chapter']
+    chapter = d.PROFILES['chapter']
     assert _settings('pretrain') == {'model': chapter.model, 'pretrain': chapter.pretrain}
     assert _settings('finetune', '--pretrained', 'x') == {'finetune': chapter.finetune}
 

@@ -39,7 +39,7 @@ def test_ruff_finds_nothing_with_the_projects_configuration():
 
 
 def test_no_function_of_the_package_is_longer_than_60_lines():
-    """Loops that read like the book: scaffolding goes into helpers (d2l_nli/loop.py)."""
+    """Loops that read like the book: scaffolding goes into helpers (d2l_nli/machinery/loop.py)."""
     long = []
     for path in sorted(PACKAGE.rglob('*.py')):
         for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
@@ -48,3 +48,25 @@ def test_no_function_of_the_package_is_longer_than_60_lines():
                 if lines > 60:
                     long.append(f'{path.relative_to(ROOT)}:{node.lineno}: {node.name}, {lines}')
     assert not long, 'functions over 60 lines:\n' + '\n'.join(long)
+
+
+def _reads_a_saved_file(call):
+    """``x.load_parameters(...)``, ``Vocab.load(...)`` or ``mx.nd.load(...)``."""
+    func = call.func
+    if not isinstance(func, ast.Attribute):
+        return False
+    owner = func.value
+    owner = owner.id if isinstance(owner, ast.Name) else getattr(owner, 'attr', None)
+    return func.attr == 'load_parameters' or (func.attr == 'load' and owner in ('Vocab', 'nd'))
+
+
+def test_saved_files_are_read_in_one_place():
+    """One loader maps load errors to the package's messages (checkpoint.py)."""
+    found = []
+    for path in sorted(PACKAGE.rglob('*.py')):
+        if path.name == 'checkpoint.py':
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding='utf-8'))):
+            if isinstance(node, ast.Call) and _reads_a_saved_file(node):
+                found.append(f'{path.relative_to(ROOT)}:{node.lineno}: {ast.unparse(node)}')
+    assert not found, 'saved files read outside checkpoint.py:\n' + '\n'.join(found)

@@ -37,7 +37,7 @@ def test_snli_files_follow_the_official_format(demo_root):
     assert all(len(line.split('\t')) == 14 for line in lines)
     labels = collections.Counter(line.split('\t')[0] for line in lines[1:])
     assert set(labels) <= {'entailment', 'contradiction', 'neutral', '-'}
-    assert len(lines) - 1 == d.DEMO_PRESETS['tiny'].snli_train
+    assert len(lines) - 1 == d.PROFILES['tiny'].corpus.snli_train
     # The raw sentence column tokenizes to the parse column.
     for line in lines[1:]:
         fields = line.split('\t')
@@ -51,7 +51,7 @@ def test_wiki_files_look_like_wikitext(demo_root):
     assert lines[1].startswith(' = ') and lines[1].endswith(' = ')
     assert all(line == '' or line.startswith(' ') for line in lines)
     assert ' @.@ ' in text and ' <unk> ' in text
-    assert len(d.read_wiki(demo_root / 'wikitext-2')) == d.DEMO_PRESETS['tiny'].wiki_train
+    assert len(d.read_wiki(demo_root / 'wikitext-2')) == d.PROFILES['tiny'].corpus.wiki_train
 
 
 def _logistic_accuracy(train_rows, train_y, test_rows, test_y):

@@ -10,8 +10,8 @@ import warnings
 import mxnet as mx
 import pytest
 
-from d2l_nli import devices
 from d2l_nli.errors import D2LNLIError
+from d2l_nli.machinery import devices
 
 H100 = 'NVIDIA H100 80GB HBM3'
 

@@ -18,7 +18,7 @@ import numpy as onp
 import pytest
 
 import d2l_nli as d
-from d2l_nli.distributed import DistributedError, create_kvstore, worker_info
+from d2l_nli.machinery.distributed import DistributedError, create_kvstore, worker_info
 
 
 def tiny_setup(root, seed=0):
@@ -41,7 +41,8 @@ WORKER = textwrap.dedent('''
     from pathlib import Path
     sys.path.insert(0, {tests!r})
     import d2l_nli as d
-    from mxnet import gluon
+    from mxnet import gluon, npx
+    npx.set_np()
     from test_distributed import tiny_setup
     root, out, epochs = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
     kv = d.create_kvstore('dist_sync')

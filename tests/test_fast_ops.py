@@ -57,6 +57,7 @@ def test_a_bert_with_compiled_layer_norms_matches_one_without(tmp_path):
 import sys, numpy as onp, mxnet as mx
 from mxnet import autograd, init, np
 import d2l_nli as d
+mx.npx.set_np()
 mx.random.seed(0)
 bert = d.BERTModel(30, 16, 32, 2, 2, 0.0, max_len=12, embedding_norm=True)
 bert.initialize(init.Xavier())

@@ -25,9 +25,8 @@ def _batch(seed=0, empty_tail=False, no_slots=False):
         weights[:] = 0
     labels = rng.integers(0, V, (B, P))
     nsp_y = rng.integers(0, 2, B)
-    features = [np.array(a, dtype='float32')
-                for a in (tokens, segments, valid_lens, positions, weights, labels)]
-    return features, np.array(nsp_y, dtype='float32')
+    return d.PretrainingBatch(*(np.array(a, dtype='float32') for a in (
+        tokens, segments, valid_lens, positions, weights, labels, nsp_y)))
 
 
 def _gradients(fused, devices, batch, num_workers=1, steps=1):
@@ -41,10 +40,9 @@ def _gradients(fused, devices, batch, num_workers=1, steps=1):
     loss = gluon.loss.SoftmaxCELoss()
     step = (FusedPretrainingStep(bert, loss) if fused
             else ChapterPretrainingStep(bert, loss, V))  # the chapter's autograd path
-    features, nsp_y = batch
-    X_shards, y_shards = split_batch_multi_inputs(features, nsp_y, devices)
+    X_shards, y_shards = split_batch_multi_inputs(batch.inputs, batch.nsp_labels, devices)
     for _ in range(steps):
-        mlm_ls, nsp_ls = step(features, X_shards, y_shards, num_workers)
+        mlm_ls, nsp_ls = step(batch, X_shards, y_shards, num_workers)
     grads = {name: sum(p.grad(dev).asnumpy() for dev in devices)
              for name, p in bert._collect_params_with_prefix().items()}
     return sum(m.item() for m in mlm_ls), sum(n.item() for n in nsp_ls), grads

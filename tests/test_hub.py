@@ -13,7 +13,7 @@ import pytest
 
 import d2l_nli
 from d2l_nli import DATA_HUB, DownloadError, download, download_extract, get_data_dir, read_snli
-from d2l_nli.hub import extract_archive
+from d2l_nli.machinery.hub import extract_archive
 
 
 def _zip(members):

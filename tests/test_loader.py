@@ -64,6 +64,22 @@ def test_buckets_make_batches_narrow_and_stay_random():
     assert (onp.diff(lengths[ordered]) >= 0).all()
 
 
+def test_named_arrays_are_trimmed_by_name_and_batches_keep_the_names():
+    import collections
+    Pair = collections.namedtuple('Pair', ['ids', 'lens'])
+    ids = onp.arange(12).reshape(3, 4)
+    loader = d.ArrayLoader(Pair(ids, onp.array([1, 3, 2])), 2, trim=[('lens', ('ids',))],
+                         pack=Pair)
+    assert isinstance(loader.arrays, Pair) and loader.arrays.ids.shape == (3, 4)
+    first, second = list(loader)
+    assert isinstance(first, Pair) and first.ids.shape == (2, 3) and second.ids.shape == (1, 2)
+    assert (first.ids.asnumpy() == ids[:2, :3]).all()
+    with pytest.raises(ValueError, match="no array named 'width'.*ids, lens"):
+        d.ArrayLoader(Pair(ids, onp.array([1, 3, 2])), 2, trim=[('width', ('ids',))])
+    with pytest.raises(ValueError, match='not named'):
+        d.ArrayLoader([ids, onp.array([1, 3, 2])], 2, trim=[('lens', (0,))])
+
+
 def test_pad_ragged():
     flat = onp.arange(10, 20, dtype=onp.int32)
     offsets, lens = onp.array([0, 3, 3, 7]), onp.array([3, 0, 4, 3])
@@ -169,17 +185,17 @@ def test_trimmed_pretraining_batch_gives_the_same_losses_and_gradients(demo_root
     params = bert.collect_params()
     results = []
     for batch in (next(iter(full_iter)), next(iter(trim_iter))):
-        *features, nsp_y = batch
-        total = np.maximum(features[4].sum(), 1e-8)
+        assert isinstance(batch, d.PretrainingBatch)
+        total = np.maximum(batch.mlm_weights.sum(), 1e-8)
         with autograd.record():
-            mlm, nsp = bert_losses(bert, loss, len(vocab), [tuple(features) + (nsp_y,)],
-                                    [total], len(nsp_y))
+            mlm, nsp = bert_losses(bert, loss, len(vocab), [tuple(batch)], [total],
+                                    len(batch.nsp_labels))
             total_loss = mlm[0] + nsp[0]
         total_loss.backward()
         grads = {k: p.grad().asnumpy().copy() for k, p in params.items()
                  if p.grad_req != 'null'}
-        results.append((float(mlm[0]), float(nsp[0]), grads, features[0].shape,
-                        features[3].shape))
+        results.append((float(mlm[0]), float(nsp[0]), grads, batch.tokens.shape,
+                        batch.pred_positions.shape))
     (m1, n1, g1, tok1, pred1), (m2, n2, g2, tok2, pred2) = results
     assert tok2[1] < tok1[1] and pred2[1] <= pred1[1]  # really trimmed
     assert m1 == pytest.approx(m2, rel=1e-5) and n1 == pytest.approx(n2, rel=1e-5)

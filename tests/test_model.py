@@ -1,4 +1,6 @@
 """The BERT model: shapes, exact masking of padding, hybridization."""
+import dataclasses
+
 import mxnet as mx
 import numpy as onp
 import pytest
@@ -82,6 +84,16 @@ def test_hybridized_equals_imperative_and_builds_a_graph():
     # One graph serves other sequence lengths.
     tokens, segments, valid, positions = _batch(13)
     _run(hybrid, tokens, segments, valid, positions)
+
+
+def test_a_config_without_vocabulary_describes_sizes_only():
+    sizes = BERTConfig(num_hiddens=8, ffn_num_hiddens=8, num_heads=2, num_layers=1)
+    with pytest.raises(ValueError, match='no vocab_size.*len\\(vocab\\)'):
+        BERTModel.from_config(sizes)
+    net = BERTModel.from_config(dataclasses.replace(sizes, vocab_size=12, max_len=16))
+    assert net.config == dataclasses.replace(sizes, vocab_size=12, max_len=16)
+    with pytest.raises(ValueError, match='vocab_size must be a positive integer'):
+        BERTConfig(vocab_size=0)
 
 
 def test_config_is_validated():

@@ -8,12 +8,12 @@ import numpy as onp
 import pytest
 
 import d2l_nli
-from d2l_nli import profiles
+from d2l_nli.machinery import notebook_setup
 
 
 @pytest.fixture
 def no_gpu(monkeypatch):
-    monkeypatch.setattr(profiles, '_usable_gpu_count', lambda: 0)
+    monkeypatch.setattr(notebook_setup, '_usable_gpu_count', lambda: 0)
 
 
 def test_profile_comes_from_the_environment(monkeypatch, no_gpu):
@@ -31,14 +31,17 @@ def test_unset_profile_follows_the_hardware(monkeypatch, no_gpu):
     profile = d2l_nli.select_profile()
     assert profile.name == 'small' and 'no usable GPU' in profile.reason
     assert 'profile: small' in profile.describe()
-    monkeypatch.setattr(profiles, '_usable_gpu_count', lambda: 2)
+    monkeypatch.setattr(notebook_setup, '_usable_gpu_count', lambda: 2)
     profile = d2l_nli.select_profile()
     assert profile.name == 'full' and '2 GPUs' in profile.reason
 
 
 def test_unknown_profile_is_a_clear_error(monkeypatch):
     monkeypatch.setenv('D2L_NLI_PROFILE', 'huge')
-    with pytest.raises(d2l_nli.D2LNLIError, match="unknown profile 'huge'.*full, small"):
+    with pytest.raises(d2l_nli.D2LNLIError, match="'huge'.*is unknown.*small or full"):
+        d2l_nli.select_profile()
+    monkeypatch.setenv('D2L_NLI_PROFILE', 'tiny')  # in the registry, for the tests only
+    with pytest.raises(d2l_nli.D2LNLIError, match="'tiny'.*not a notebook profile"):
         d2l_nli.select_profile()
 
 
@@ -93,7 +96,7 @@ def test_mlm_unigram_entropy_and_bias_init(demo_root):
     assert log_probs.shape == (len(vocab),) and abs(probs.sum() - 1) < 1e-4
     assert probs.min() > 0  # add-one smoothing: no word is impossible
     assert 0 < entropy < math.log(len(vocab))
-    labels = train_iter.arrays[5][train_iter.arrays[4] > 0]
+    labels = train_iter.arrays.mlm_labels[train_iter.arrays.mlm_weights > 0]
     freqs = onp.bincount(labels) / len(labels)
     freqs = freqs[freqs > 0]
     assert entropy == pytest.approx(-(freqs * onp.log(freqs)).sum(), rel=1e-6)
@@ -124,7 +127,7 @@ def test_pretraining_trainer_warms_up_then_decays():
 
 def test_load_or_pretrain_pretrains_once_then_loads(demo_root, tmp_path):
     import mxnet as mx
-    tiny = d2l_nli.PRESETS['tiny']
+    tiny = d2l_nli.PROFILES['tiny']
     folder = tmp_path / 'bert'
     bert, vocab = d2l_nli.load_or_pretrain(folder, demo_root, tiny, [mx.cpu()])
     assert (folder / 'config.json').is_file()
@@ -138,7 +141,7 @@ def test_load_or_pretrain_pretrains_once_then_loads(demo_root, tmp_path):
 def test_load_or_finetune_finetunes_once_then_loads_and_predicts_in_dataset_order(
         demo_root, tmp_path):
     import mxnet as mx
-    tiny = d2l_nli.PRESETS['tiny']
+    tiny = d2l_nli.PROFILES['tiny']
     bert, vocab = d2l_nli.load_or_pretrain(tmp_path / 'bert', demo_root, tiny, [mx.cpu()])
     folder = tmp_path / 'classifier'
     net, _ = d2l_nli.load_or_finetune(folder, demo_root, bert, vocab, tiny, [mx.cpu()])
@@ -190,7 +193,7 @@ def test_the_small_profile_is_sized_for_the_data_it_reads():
 def test_chapter_pretraining_is_the_chapters_recipe_at_the_profiles_sizes():
     small = d2l_nli.PROFILES['small']
     model, cfg = small.chapter_pretraining()
-    chapter = d2l_nli.PRESETS['chapter']
+    chapter = d2l_nli.PROFILES['chapter']
     assert model == chapter.model
     assert (cfg.batch_size, cfg.max_len, cfg.num_steps) == (64, 64, small.chapter_steps)
     assert cfg == d2l_nli.PretrainConfig(batch_size=64, max_len=64,
@@ -203,13 +206,13 @@ def test_describe_names_what_the_small_profile_changes():
                    'decay to zero'):
         assert change in text
     assert "not the chapter's" not in dataclasses.replace(
-        d2l_nli.PROFILES['small'], model=d2l_nli.PRESETS['chapter'].model,
-        pretrain=d2l_nli.PRESETS['chapter'].pretrain).describe()
+        d2l_nli.PROFILES['small'], model=d2l_nli.PROFILES['chapter'].model,
+        pretrain=d2l_nli.PROFILES['chapter'].pretrain).describe()
 
 
-def test_every_profile_has_notebook_5_floors_for_both_data_kinds():
+def test_every_notebook_profile_has_notebook_5_floors_for_both_data_kinds():
     names = {'BoW, both sentences', 'BoW, hypothesis only'}  # notebook 5's model names
-    for profile in d2l_nli.PROFILES.values():
+    for profile in (d2l_nli.PROFILES[name] for name in d2l_nli.NOTEBOOK_PROFILES):
         assert set(profile.min_analysis_acc) == {'real', 'demo'}, profile.name
         for floors in profile.min_analysis_acc.values():
             assert set(floors) == names

@@ -20,7 +20,7 @@ import pytest
 from mxnet import gluon, init, np
 
 import d2l_nli as d
-from d2l_nli.optstate import load_optimizer_state, optimizer_state
+from d2l_nli.machinery.optstate import load_optimizer_state, optimizer_state
 from d2l_nli.training import train_batch_ch13
 
 TINY_MODEL = ['--num-hiddens', 16, '--ffn-num-hiddens', 32, '--num-layers', 1, '--dropout', 0.1]
@@ -203,7 +203,8 @@ def test_resume_refuses_other_settings_and_falls_back_from_a_damaged_checkpoint(
         run(True, {'batch_size': 32}, epochs=2)
     # A damaged newest checkpoint: the one before it is used, with a warning.
     (folder / 'step-00000015' / 'optimizer.params').write_bytes(b'\0' * 10)
-    with pytest.warns(UserWarning, match='step-00000015: cannot load.*checkpoint before it'):
+    with pytest.warns(UserWarning,
+                      match='step-00000015/optimizer.params: cannot load.*checkpoint before it'):
         again = run(True, {'batch_size': 16}, epochs=2)
     assert again.saved.name == 'step-00000030'
     assert (folder / 'damaged-step-00000015').is_dir()  # kept, not deleted

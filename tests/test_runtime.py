@@ -5,7 +5,8 @@ import sys
 
 import pytest
 
-from d2l_nli import runtime
+import d2l_nli
+from d2l_nli.machinery import runtime
 
 
 def test_cuda_libraries_are_preloaded_in_dependency_order(tmp_path, monkeypatch):
@@ -124,6 +125,54 @@ def test_the_package_applies_its_thread_defaults_before_mxnet_loads():
     err = subprocess.run([sys.executable, '-c', code], env=env | {'D2L_NLI_THREADS': '2'},
                          capture_output=True, text=True, check=True).stderr
     assert 'mxnet was imported before d2l_nli' in err
+
+
+def test_importing_changes_only_what_must_precede_mxnet():
+    env = {k: v for k, v in os.environ.items()
+           if k not in ('OMP_NUM_THREADS', 'GOMP_SPINCOUNT', 'OMP_WAIT_POLICY', 'D2L_NLI_THREADS')}
+    code = ('import os, d2l_nli, mxnet; print(os.environ.get("OMP_NUM_THREADS"), '
+            'mxnet.util.is_np_array())')
+    out = subprocess.run([sys.executable, '-c', code], env=env, capture_output=True, text=True,
+                         check=True).stdout.split()
+    assert out[0] != 'None' and out[1] == 'False'  # thread defaults, but no NumPy mode
+    out = subprocess.run([sys.executable, '-c', code], env=env | {runtime.OPT_OUT: '1'},
+                         capture_output=True, text=True, check=True).stdout.split()
+    assert out == ['None', 'False']  # the opt-out leaves the environment alone
+
+
+def test_a_bad_thread_setting_fails_when_training_starts_not_at_import():
+    code = ('import os, d2l_nli; from mxnet import npx; npx.set_np()\n'
+            'print(os.environ["OMP_NUM_THREADS"], flush=True)\n'
+            'd2l_nli.machinery.runtime.training_starts()')
+    env = {k: v for k, v in os.environ.items() if k != 'OMP_NUM_THREADS'}
+    result = subprocess.run([sys.executable, '-c', code], env=env | {'D2L_NLI_THREADS': 'abc'},
+                            capture_output=True, text=True)
+    assert result.returncode == 1 and result.stdout.strip().isdigit()  # imported, defaults
+    assert "D2L_NLI_THREADS='abc': expected a positive whole number" in result.stderr
+    assert 'UserWarning' in result.stderr and 'D2LNLIError' in result.stderr
+
+
+def test_numpy_mode_is_required_with_a_clear_message():
+    from mxnet import npx
+    npx.reset_np()
+    try:
+        with pytest.raises(d2l_nli.D2LNLIError, match=r'npx.set_np\(\)'):
+            runtime.training_starts()
+    finally:
+        npx.set_np()
+    runtime.training_starts()  # in NumPy mode, with good settings: nothing to say
+
+
+def test_the_malloc_default_comes_with_the_first_cell_and_can_be_turned_off(monkeypatch):
+    calls = []
+    monkeypatch.setattr(runtime, 'limit_heap_growth', lambda: calls.append(1) or True)
+    d2l_nli.select_profile('small')  # a notebook's first cell
+    runtime.training_starts()
+    assert len(calls) == 2
+    monkeypatch.setenv(runtime.OPT_OUT, '1')
+    d2l_nli.select_profile('small')
+    runtime.training_starts()
+    assert len(calls) == 2
 
 
 def test_heap_growth_limit(monkeypatch):

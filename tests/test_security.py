@@ -16,7 +16,7 @@ import pytest
 import requests
 
 from d2l_nli import DATA_HUB, DownloadError, download, download_extract
-from d2l_nli.hub import extract_archive
+from d2l_nli.machinery.hub import extract_archive
 
 ROOT = Path(__file__).resolve().parents[1]
 # Modules whose loaders run code from the file they read.

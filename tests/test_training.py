@@ -94,6 +94,25 @@ def test_split_batch_multi_inputs_uneven_and_small_batches():
     assert len(y_shards) == 1 and len(X_shards) == 1
 
 
+def test_both_loops_call_progress_with_the_step_number(demo_root):
+    train_iter, vocab = d.load_data_wiki(24, 40, data_dir=demo_root, seed=0)
+    bert = d.BERTModel(len(vocab), 16, 32, 2, 1, 0.0, max_len=40)
+    bert.initialize(init.Xavier())
+    seen = []
+    d.train_bert(train_iter, bert, gluon.loss.SoftmaxCELoss(), len(vocab), [mx.cpu()], 3,
+                 progress=seen.append)
+    assert seen == [1, 2, 3]
+    data_dir = demo_root / 'snli_1.0'
+    train = d.SNLIBERTDataset(d.read_snli(data_dir, True), 40, vocab, verbose=False)
+    net = d.BERTClassifier(bert)
+    net.classifier.initialize(init.Xavier())
+    trainer = gluon.Trainer(net.collect_params(), 'adam', {'learning_rate': 1e-3})
+    train_iter, seen = train.loader(64, shuffle=True), []
+    d.train_ch13(net, train_iter, train.loader(64), gluon.loss.SoftmaxCrossEntropyLoss(),
+                 trainer, 2, [mx.cpu()], progress=seen.append)
+    assert seen == list(range(1, 2 * len(train_iter) + 1))
+
+
 def test_empty_iterators_are_refused(demo_root):
     bert, vocab, _ = _pretrain(demo_root, [mx.cpu(0)], steps=1)
     empty = d.ArrayLoader([onp.zeros((0, 4), onp.int32)] * 7, 4)

@@ -68,7 +68,7 @@ def clean(nb, paths=None):
 
 def save(nb, path):
     """Write the notebook atomically (temp file + rename)."""
-    from d2l_nli.fileio import atomic_write
+    from d2l_nli.machinery.files import atomic_write
     with atomic_write(path) as f:
         f.write(json.dumps(nb, indent=1, ensure_ascii=False, sort_keys=True) + '\n')
 

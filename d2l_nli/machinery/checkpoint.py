@@ -10,22 +10,28 @@ A checkpoint folder holds three files:
 A folder is written under a temporary name and swapped into place only when
 complete, so a crash while saving leaves the previous checkpoint intact.
 Loading checks that the three agree and turns every mismatch into a
-:class:`d2l_nli.CheckpointError` naming the file.
+:class:`d2l_nli.CheckpointError` naming the file. :func:`load_vocab` and
+:func:`load_arrays` are the one place where a file that cannot be read
+becomes such an error; training checkpoints (:mod:`d2l_nli.machinery.resume`) load
+through them too.
 """
+import contextlib
 import dataclasses
 import json
 from pathlib import Path
 
-from .classifier import BERTClassifier
-from .errors import CheckpointError
-from .fileio import atomic_directory
-from .model import BERTConfig, BERTModel
-from .text import Vocab
+from ..classifier import BERTClassifier
+from ..errors import CheckpointError
+from ..model import BERTModel
+from ..settings import BERTConfig
+from ..text import Vocab
+from .files import atomic_directory
+from .runtime import require_numpy_mode
 
 __all__ = ['save_checkpoint', 'load_pretrained', 'load_classifier', 'read_checkpoint_config',
-           'write_model_files']
+           'write_model_files', 'model_kind', 'load_vocab', 'load_arrays']
 
-FORMAT = 'd2l_nli.checkpoint'
+FORMAT = 'd2l_nli.machinery.checkpoint'
 
 
 def model_kind(net):
@@ -48,7 +54,7 @@ def write_model_files(folder, net, vocab, extra=None):
 
     The caller makes ``folder`` appear atomically (it is a temporary folder).
     """
-    from . import __version__
+    from .. import __version__
 
     kind, config, head = model_kind(net)
     if len(vocab) != config.vocab_size:
@@ -70,6 +76,45 @@ def save_checkpoint(folder, net, vocab, extra=None):
     with atomic_directory(folder, replace=True) as tmp:
         write_model_files(tmp, net, vocab, extra)
     return folder
+
+
+def load_vocab(path, error=CheckpointError):
+    """The :class:`~d2l_nli.Vocab` saved in ``path``; a missing or damaged file raises ``error``."""
+    try:
+        return Vocab.load(path)
+    except (FileNotFoundError, ValueError) as err:
+        raise error(str(err)) from None
+
+
+@contextlib.contextmanager
+def _unreadable(path, what, error, advice):
+    """Turn MXNet's errors while reading ``path`` into ``error``, naming the file."""
+    import mxnet as mx
+
+    try:
+        yield
+    except (AssertionError, mx.base.MXNetError, ValueError, OSError) as err:
+        first = (str(err).strip().splitlines() or [type(err).__name__])[0][:300]
+        raise error(f'{path}: cannot load {what} ({first}). The file is damaged or belongs '
+                    'to another model' + (f'; {advice}' if advice else '')) from None
+
+
+def load_arrays(path, net=None, devices=None, error=CheckpointError,
+                advice='save the model again'):
+    """Read MXNet's array file ``path``: into ``net``'s parameters, or as a dict (no ``net``).
+
+    A file that is missing, damaged or made for another model raises ``error``
+    (its message ends with ``advice``).
+    """
+    import mxnet as mx
+
+    if net is not None:
+        with _unreadable(path, 'the parameters', error, advice):
+            net.load_parameters(str(path), ctx=devices)
+        return None
+    with _unreadable(path, 'the arrays', error, advice):
+        arrays = mx.nd.load(str(path))
+    return arrays if isinstance(arrays, dict) else {}
 
 
 def read_checkpoint_config(folder):
@@ -96,6 +141,7 @@ def read_checkpoint_config(folder):
 def _load(folder, expected_kind, devices):
     import mxnet as mx
 
+    require_numpy_mode(f'loading a {expected_kind}')
     folder = Path(folder)
     meta = read_checkpoint_config(folder)
     if meta.get('kind') != expected_kind:
@@ -105,10 +151,7 @@ def _load(folder, expected_kind, devices):
                                     'pretrain --out DIR).' if expected_kind == 'BERTModel'
                                     else 'Fine-tune first (python -m d2l_nli finetune '
                                     '--out DIR).'))
-    try:
-        vocab = Vocab.load(folder / 'vocab.json')
-    except (FileNotFoundError, ValueError) as err:
-        raise CheckpointError(str(err)) from None
+    vocab = load_vocab(folder / 'vocab.json')
     config = meta['bert']
     if len(vocab) != config.vocab_size:
         raise CheckpointError(f'{folder / "vocab.json"}: {len(vocab)} tokens, but '
@@ -121,13 +164,7 @@ def _load(folder, expected_kind, devices):
     params = folder / 'model.params'
     if not params.is_file():
         raise CheckpointError(f'{params}: missing; the checkpoint is incomplete')
-    devices = devices or [mx.cpu()]
-    try:
-        net.load_parameters(str(params), ctx=devices)
-    except (AssertionError, mx.base.MXNetError, ValueError, OSError) as err:
-        first = str(err).strip().splitlines()[0][:300]
-        raise CheckpointError(f'{params}: cannot load the parameters ({first}). The file '
-                              'is damaged or belongs to another model; save it again') from None
+    load_arrays(params, net, devices or [mx.cpu()])
     return net, vocab, meta
 
 

@@ -1,6 +1,16 @@
 """Making MXNet importable, with messages a student can act on.
 
-Four jobs, all done once when ``d2l_nli`` is imported, before MXNet is:
+Importing ``d2l_nli`` does only what must happen before MXNet loads (jobs
+1-3 below, :func:`import_defaults`). Job 4, a process-wide malloc setting,
+is applied by the package's entry points (:func:`process_defaults`): the
+command line's ``main``, a notebook's first cell (``select_profile``) and
+any training run (:func:`training_starts`), before the data is built.
+``D2L_NLI_NO_DEFAULTS=1`` turns off every default the package would set
+(threads, malloc): the process is then left
+as you configured it. MXNet's NumPy mode (``npx.set_np()``) is not set by
+the package: the notebooks call it in their first cell, as the chapter
+does, and the command line in ``main``; without it the package stops with
+a message that says so (:func:`require_numpy_mode`).
 
 1. **GPU libraries.** ``mxnet-cu112`` links against the CUDA 11 runtime,
    cuBLAS, cuFFT, cuRAND, cuSOLVER, NVRTC, NVTX, cuDNN 8 and NCCL 2 but ships
@@ -22,7 +32,8 @@ Four jobs, all done once when ``d2l_nli`` is imported, before MXNet is:
    ``D2L_NLI_THREADS=n`` (or ``OMP_NUM_THREADS``,
    ``OMP_WAIT_POLICY``, ``GOMP_SPINCOUNT`` yourself) to override. MXNet
    reads them once, when it is first imported: import ``d2l_nli`` before
-   ``mxnet``.
+   ``mxnet``. A bad ``D2L_NLI_THREADS`` is ignored at import (with a
+   warning) and stops the first training run with a clear error.
 4. **Memory.** Batches of different widths ask for buffers of different
    sizes; glibc's malloc then keeps the freed ones (its mmap threshold
    grows) and the resident memory climbs to the sum of them. A fixed
@@ -39,7 +50,9 @@ import warnings
 from pathlib import Path
 
 __all__ = ['CUDA_LIBRARIES', 'preload_cuda_libraries', 'import_mxnet', 'installed_mxnet_wheels',
-           'configure_threads', 'MAX_DEFAULT_THREADS', 'WAIT_POLICY', 'limit_heap_growth']
+           'configure_threads', 'MAX_DEFAULT_THREADS', 'WAIT_POLICY', 'limit_heap_growth',
+           'OPT_OUT', 'defaults_wanted', 'import_defaults', 'process_defaults',
+           'training_starts', 'require_numpy_mode']
 
 # (package folder under site-packages/nvidia, library file), dependency order.
 CUDA_LIBRARIES = [
@@ -60,6 +73,16 @@ _INSTALL_GPU = 'pip install -e ".[gpu]"  (from the d2l-nli folder)'
 
 MAX_DEFAULT_THREADS = 4
 WAIT_POLICY = 'PASSIVE'  # idle OpenMP threads sleep instead of spinning
+OPT_OUT = 'D2L_NLI_NO_DEFAULTS'
+# Settings found bad at import, where raising would break ``import d2l_nli``;
+# training_starts() raises the first of them.
+_deferred_errors = []
+
+
+def defaults_wanted(environ=None):
+    """False when ``D2L_NLI_NO_DEFAULTS`` is set to 1 (true, yes, on)."""
+    env = os.environ if environ is None else environ
+    return env.get(OPT_OUT, '').strip().lower() not in ('1', 'true', 'yes', 'on')
 
 
 def _available_cpus():
@@ -98,6 +121,64 @@ def configure_threads(environ=None):
 
 MMAP_THRESHOLD = 1 << 20  # bytes: buffers this large are mmapped and given back when freed
 _M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
+
+
+def import_defaults():
+    """What ``import d2l_nli`` does before MXNet loads; returns the thread settings.
+
+    Loads pip's CUDA libraries for a GPU wheel and sets the thread defaults
+    (unless ``D2L_NLI_NO_DEFAULTS=1``). A bad ``D2L_NLI_THREADS`` does not
+    break the import: it is reported by a warning now and by
+    :func:`training_starts`, and the default thread count is used.
+    """
+    preload_cuda_libraries()
+    if not defaults_wanted():
+        return {}
+    try:
+        return configure_threads()
+    except ValueError as err:
+        _deferred_errors.append(str(err))
+        warnings.warn(f'{err}. It is ignored (the default thread count is used), and '
+                      'training stops until it is fixed.', stacklevel=3)
+        saved = os.environ.pop('D2L_NLI_THREADS')
+        try:
+            return configure_threads()
+        finally:
+            os.environ['D2L_NLI_THREADS'] = saved
+
+
+def require_numpy_mode(what):
+    """Stop with a clear error unless MXNet is in NumPy mode (``npx.set_np()``)."""
+    from mxnet import util
+
+    if not (util.is_np_array() and util.is_np_shape()):
+        from ..errors import D2LNLIError
+        raise D2LNLIError(f'{what} needs MXNet\'s NumPy mode, as the chapter\'s code does. '
+                          'Run "from mxnet import npx; npx.set_np()" first (the notebooks '
+                          'do it in their first cell).')
+
+
+def process_defaults():
+    """Job 4 (glibc's mmap threshold), unless ``D2L_NLI_NO_DEFAULTS=1``; True if set.
+
+    Best done before the datasets are built: measured on the small
+    profile's pretraining, the peak memory is 700 MiB with it applied first
+    and 800 MiB when it waits for the training loop.
+    """
+    return defaults_wanted() and limit_heap_growth()
+
+
+def training_starts(what='training'):
+    """Checks and process-wide settings for a training run, when it starts.
+
+    Raises a bad setting found at import, requires NumPy mode, and applies
+    :func:`process_defaults` (a no-op when an entry point already did).
+    """
+    if _deferred_errors:
+        from ..errors import D2LNLIError
+        raise D2LNLIError(_deferred_errors[0])
+    require_numpy_mode(what)
+    process_defaults()
 
 
 def limit_heap_growth():

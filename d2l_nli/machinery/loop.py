@@ -14,10 +14,29 @@ chapter's loops. What they share besides the learning step lives here, in
 * the clock, which counts training time only (not evaluation, not saving);
 * the last lines, printed by rank 0 only, with the plot.
 """
-from .devices import describe_devices
-from .training import Timer
+import time
 
-__all__ = ['TrainingRun']
+from .devices import describe_devices
+
+__all__ = ['TrainingRun', 'Timer']
+
+
+class Timer:
+    """Wall-clock timer over several intervals."""
+
+    def __init__(self):
+        self.times = []
+        self.start()
+
+    def start(self):
+        self.tik = time.perf_counter()
+
+    def stop(self):
+        self.times.append(time.perf_counter() - self.tik)
+        return self.times[-1]
+
+    def sum(self):
+        return sum(self.times)
 
 
 class TrainingRun:
@@ -29,6 +48,9 @@ class TrainingRun:
     """
 
     def __init__(self, trainer, kvstore, checkpoints, plan, devices, animator):
+        from .runtime import training_starts
+
+        training_starts()
         self.rank, self.num_workers = _workers(trainer, kvstore, checkpoints, plan)
         self.checkpoints, self.devices, self.animator = checkpoints, devices, animator
         self.timer, self.seconds, self.running = Timer(), 0.0, False

@@ -7,7 +7,7 @@
 * ``'dist_sync'`` / ``'dist_device_sync'``: across worker processes, on one
   or several machines, through parameter servers; each worker also sums
   across its own devices first. Start the processes with
-  ``python -m d2l_nli.launch`` (see :mod:`d2l_nli.launch`).
+  ``python -m d2l_nli.launch`` (see :mod:`d2l_nli.machinery.launch`).
 
 With a distributed kvstore each worker reads its own shard of the data
 (``rank`` / ``num_workers``) and takes ``batch_size / num_workers`` examples
@@ -22,7 +22,7 @@ Trainer's workers drift apart (nondeterministically), so it is not offered.
 """
 import numpy as onp
 
-from .errors import D2LNLIError
+from ..errors import D2LNLIError
 
 __all__ = ['KVSTORES', 'create_kvstore', 'worker_info', 'is_distributed', 'make_trainer',
            'allgather', 'check_same', 'parameter_fingerprint', 'DistributedError']

@@ -7,7 +7,7 @@ parameter (as in ``model.params``, so the file does not depend on Gluon's
 global name counters), and the optimizer's update counts, which drive
 Adam's bias correction and the learning-rate schedule, as JSON.
 """
-from .errors import CheckpointError, DamagedCheckpointError
+from ..errors import CheckpointError, DamagedCheckpointError
 
 __all__ = ['optimizer_state', 'load_optimizer_state']
 
@@ -23,7 +23,9 @@ def _updaters(trainer):
         if getattr(trainer, '_distributed', False):
             raise CheckpointError(
                 'the optimizer state lives on the parameter servers and cannot be saved '
-                'by a worker; create the Trainer with update_on_kvstore=False')
+                'by a worker. Train across machines without training checkpoints (rank 0 '
+                'saves the final model), or resume on one machine; d2l_nli/machinery/'
+                'distributed.py says why the updates stay on the servers')
         return [trainer._kvstore._updater]
     return list(trainer._updaters)
 

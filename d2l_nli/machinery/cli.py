@@ -6,7 +6,7 @@
 * ``evaluate``: a fine-tuned classifier on an SNLI split;
 * ``predict``: one premise/hypothesis pair.
 
-Defaults are the chapter's settings (:data:`d2l_nli.PRESETS`);
+Defaults are the chapter's settings (``d2l_nli.PROFILES['chapter']``);
 ``--profile small|full`` takes a notebook profile's instead
 (:data:`d2l_nli.PROFILES`), and a flag given explicitly overrides either.
 Every training command can write its final figures with ``--metrics-json``.
@@ -17,6 +17,8 @@ import json
 import sys
 import time
 from pathlib import Path
+
+from ..settings import NOTEBOOK_PROFILES, BERTConfig
 
 __all__ = ['main', 'build_parser', 'run_settings']
 
@@ -50,8 +52,8 @@ def _positive_float(text):
 
 
 def _write_metrics(path, command, args, devices, metrics):
-    from . import __version__
-    from .fileio import atomic_write
+    from .. import __version__
+    from .files import atomic_write
 
     if not path:
         return
@@ -66,6 +68,9 @@ def _write_metrics(path, command, args, devices, metrics):
 
 # Command-line option -> settings field, where the two names differ.
 _FIELD = {'epochs': 'num_epochs'}
+# BERTConfig fields that come from the data, not from options (--max-len is
+# the pretraining examples' length).
+_FROM_THE_DATA = ('vocab_size', 'max_len')
 
 
 def _settings(args, *configs):
@@ -78,6 +83,8 @@ def _settings(args, *configs):
     out = []
     for cfg in configs:
         values = dataclasses.asdict(cfg)
+        if isinstance(cfg, BERTConfig):
+            values = {k: v for k, v in values.items() if k not in _FROM_THE_DATA}
         for option in vars(args):
             field = _FIELD.get(option, option)
             if field in values:
@@ -90,16 +97,15 @@ def _settings(args, *configs):
 
 def _defaults(args):
     """The settings a run starts from: ``--profile``'s, else the chapter's."""
-    from .config import PRESETS
-    from .profiles import PROFILES
+    from ..settings import PROFILES
 
-    return PROFILES[args.profile] if getattr(args, 'profile', None) else PRESETS['chapter']
+    return PROFILES[getattr(args, 'profile', None) or 'chapter']
 
 
 def run_settings(args):
     """The settings a parsed command line runs with: a dict of configs.
 
-    ``pretrain``: ``{'model': ModelConfig, 'pretrain': PretrainConfig}``;
+    ``pretrain``: ``{'model': BERTConfig, 'pretrain': PretrainConfig}``;
     ``finetune`` and ``evaluate``: ``{'finetune': FinetuneConfig}``.
     """
     base = _defaults(args)
@@ -157,8 +163,8 @@ def _finished(args, state, net, devices, metrics, command, saved):
 
 
 def pretrain(args, devices):
+    from ..pipeline import pretrain as run
     from .checkpoint import save_checkpoint
-    from .pipeline import pretrain as run
 
     settings = run_settings(args)
     model, cfg = settings['model'], settings['pretrain']
@@ -180,8 +186,8 @@ def pretrain(args, devices):
 
 
 def finetune(args, devices):
+    from ..pipeline import finetune as run
     from .checkpoint import load_pretrained, save_checkpoint
-    from .pipeline import finetune as run
 
     cfg = _finetune_config(args)
     bert, vocab = load_pretrained(args.pretrained, devices)
@@ -197,8 +203,8 @@ def finetune(args, devices):
 
 
 def evaluate(args, devices):
+    from ..pipeline import evaluate as run
     from .checkpoint import load_classifier
-    from .pipeline import evaluate as run
 
     net, vocab = load_classifier(args.model, devices)
     net.hybridize(static_alloc=True)
@@ -209,8 +215,8 @@ def evaluate(args, devices):
 
 
 def predict(args, devices):
+    from ..classifier import predict_nli
     from .checkpoint import load_classifier
-    from .classifier import predict_nli
 
     net, vocab = load_classifier(args.model, devices)
     label, probs = predict_nli(net, vocab, args.premise, args.hypothesis, args.max_len,
@@ -221,18 +227,14 @@ def predict(args, devices):
 def demo(args, devices):
     import d2l_nli as d
 
-    from .config import PRESETS
-    from .pipeline import finetune as run_finetune
-    from .pipeline import pretrain as run_pretrain
+    from ..pipeline import finetune as run_finetune
+    from ..pipeline import pretrain as run_pretrain
+    from ..settings import PROFILES
 
     start = time.time()
-    if args.profile:
-        from .profiles import PROFILES
-        preset = PROFILES[args.profile].for_data('demo')
-    else:
-        preset = PRESETS[args.preset]
-    root = d.ensure_demo_corpus(args.data_dir, preset='tiny' if args.preset == 'tiny'
-                                else 'demo', seed=args.seed)
+    # --profile: a notebook profile's settings, on the --preset's corpus.
+    preset = PROFILES[args.profile or args.preset].for_data('demo')
+    root = d.ensure_demo_corpus(args.data_dir, PROFILES[args.preset].corpus, seed=args.seed)
     out = Path(args.out) if args.out else root / 'checkpoints'
     print(f'Demo corpus (generated, official file formats): {root}')
     m, pt, ft = preset.model, preset.pretrain, preset.finetune
@@ -267,7 +269,7 @@ def _common(p, data_help='data folder (default: $D2L_NLI_DATA, else the cache fo
 
 
 def _profile_option(p, what):
-    p.add_argument('--profile', choices=['small', 'full'],
+    p.add_argument('--profile', choices=NOTEBOOK_PROFILES,
                    help=f"start from a notebook profile's {what} (small: a laptop CPU, "
                         "full: the chapter's sizes) instead of the chapter's; options given "
                         'explicitly override it')
@@ -340,9 +342,9 @@ def _resume_options(p, every, unit):
 
 
 def build_parser():
-    from .config import PRESETS
+    from ..settings import PROFILES
 
-    chapter = PRESETS['chapter']
+    chapter = PROFILES['chapter']
     parser = argparse.ArgumentParser(
         prog='python -m d2l_nli',
         description='Natural language inference by fine-tuning BERT (the D2L chapter).')
@@ -373,7 +375,7 @@ def _pretrain_parser(sub, chapter):
     p.add_argument('--lr', type=_positive_float,
                    help=f'Adam learning rate (default: {chapter.pretrain.lr})')
     for name, value in dataclasses.asdict(chapter.model).items():
-        if isinstance(value, bool):
+        if isinstance(value, bool) or name in _FROM_THE_DATA:
             continue
         kind = float if isinstance(value, float) else _int_at_least(1)
         p.add_argument('--' + name.replace('_', '-'), type=kind,
@@ -431,9 +433,14 @@ def _predict_parser(sub, chapter):
 
 def main(argv=None):
     args = build_parser().parse_args(argv)
-    from .devices import parse_devices
-    from .errors import D2LNLIError
+    from mxnet import npx
 
+    from ..errors import D2LNLIError
+    from . import runtime
+    from .devices import parse_devices
+
+    npx.set_np()  # the chapter's NumPy mode, for this whole program
+    runtime.process_defaults()  # before any dataset is built
     try:
         devices = parse_devices(args.devices)
     except (ValueError, D2LNLIError) as err:

@@ -39,11 +39,10 @@ from pathlib import Path
 
 import numpy as onp
 
-from .checkpoint import model_kind, write_model_files
-from .errors import CheckpointError, DamagedCheckpointError, TrainingDivergedError
-from .fileio import atomic_directory
+from ..errors import CheckpointError, DamagedCheckpointError, TrainingDivergedError
+from .checkpoint import load_arrays, load_vocab, model_kind, write_model_files
+from .files import atomic_directory
 from .optstate import load_optimizer_state, optimizer_state
-from .text import Vocab
 
 __all__ = ['TrainingCheckpoints', 'check_finite', 'optimizer_state', 'load_optimizer_state']
 
@@ -283,7 +282,6 @@ class TrainingCheckpoints:
             return state
 
     def _load(self, path, net, trainer):
-        import mxnet as mx
 
         record = _read_json(path / 'trainer.json')
         if not isinstance(record, dict) or record.get('format') != FORMAT:
@@ -294,10 +292,7 @@ class TrainingCheckpoints:
                 f'{path / "trainer.json"}: the checkpoint was made with other settings:\n  '
                 + '\n  '.join(differences) + '\nResume with the options of the interrupted '
                 'run, or start afresh in another folder (--checkpoint-dir).')
-        try:
-            vocab = Vocab.load(path / 'vocab.json')
-        except (FileNotFoundError, ValueError) as err:
-            raise DamagedCheckpointError(str(err)) from None
+        vocab = load_vocab(path / 'vocab.json', DamagedCheckpointError)
         if vocab.idx_to_token != self.vocab.idx_to_token:
             raise CheckpointError(f'{path / "vocab.json"}: differs from the vocabulary of '
                                   'the data now; the data changed since the checkpoint was '
@@ -306,14 +301,9 @@ class TrainingCheckpoints:
         if config.get('kind') != model_kind(net)[0]:
             raise CheckpointError(f'{path / "config.json"}: holds a {config.get("kind")}, '
                                   f'but this run trains a {model_kind(net)[0]}')
-        try:
-            net.load_parameters(str(path / 'model.params'))
-            arrays = mx.nd.load(str(path / 'optimizer.params'))
-        except (AssertionError, mx.base.MXNetError, ValueError, OSError) as err:
-            first = str(err).strip().splitlines()[0][:200]
-            raise DamagedCheckpointError(f'{path}: cannot load the parameters ({first})') from None
-        if not isinstance(arrays, dict):
-            arrays = {}
+        # What to do about a damaged one is restore()'s to say.
+        load_arrays(path / 'model.params', net, error=DamagedCheckpointError, advice='')
+        arrays = load_arrays(path / 'optimizer.params', error=DamagedCheckpointError, advice='')
         load_optimizer_state(trainer, net, arrays, record['optimizer'],
                              source=path / 'optimizer.params')
         _set_rng_state(record['rng'])

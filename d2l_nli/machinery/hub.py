@@ -35,7 +35,7 @@ import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
 
-from .errors import DownloadError
+from ..errors import DownloadError
 
 __all__ = ['Archive', 'DATA_HUB', 'get_data_dir', 'download', 'download_extract',
            'extract_archive', 'MAX_EXTRACT_BYTES']

@@ -14,8 +14,8 @@ import warnings
 
 import mxnet as mx
 
+from ..errors import D2LNLIError
 from . import runtime
-from .errors import D2LNLIError
 
 __all__ = ['SUPPORTED_MAJOR', 'GPUNotUsableError', 'gpu_compute_capability', 'gpu_name',
            'num_gpus', 'check_gpu', 'usable_gpus', 'try_gpu', 'try_all_gpus',
