@@ -57,6 +57,13 @@ class BuildFastOps(build_ext):
             self.extensions = []
 
 
+# The chapter as a website (python tools/book.py): d2lbook, a pandoc binary,
+# MathJax for offline pages, and two pins without which d2lbook 1.0.3 stops:
+# pybtex 0.25 removed _FakeEntryPoint and setuptools 82 pkg_resources, both
+# imported by sphinxcontrib-bibtex.
+BOOK = ['d2lbook==1.0.3', 'pypandoc-binary>=1.11', 'pybtex<0.25', 'setuptools<82',
+        'sphinx-mathjax-offline>=0.0.2']
+
 FAST_OPS = Extension('d2l_nli._fast_ops', sources=['d2l_nli/csrc/layer_norm.cc'],
                      language='c++', extra_compile_args=['-O3', '-std=c++17'],
                      libraries=['pthread'])
@@ -87,8 +94,11 @@ setup(
         # Exactly one of these two: both install the `mxnet` package.
         'cpu': ['mxnet==1.9.1'],
         'gpu': ['mxnet-cu112==1.9.1'] + CUDA11_LIBRARIES,
+        'book': BOOK,
+        # The tests build the book and look at it in Chromium (Debian's chromium
+        # package; the test is skipped with the reason where it is absent).
         'test': ['pytest>=7', 'nbval>=0.10', 'nbclient>=0.5', 'ipykernel>=6', 'jupyter>=1.0',
-                 'hypothesis>=6', 'ruff>=0.6,<0.9'],
+                 'hypothesis>=6', 'ruff>=0.6,<0.9', 'playwright>=1.40'] + BOOK,
     },
     ext_modules=[FAST_OPS],
     cmdclass={'build_ext': BuildFastOps},
