@@ -80,6 +80,21 @@ def test_outputs_are_kept_with_their_text_escaped():
     assert outputs[1]['data'] == {'image/svg+xml': '<svg></svg>', 'text/plain': '<Figure>'}
 
 
+def test_eval_executes_the_notebooks_instead_of_reading_their_outputs(tmp_path, monkeypatch):
+    path = tmp_path / '09_tiny.ipynb'
+    path.write_text(json.dumps({
+        'cells': [{'cell_type': 'code', 'execution_count': None, 'metadata': {},
+                   'outputs': [], 'source': ['print(6 * 7)']}],
+        'metadata': {'kernelspec': {'name': 'python3', 'display_name': 'Python 3',
+                                    'language': 'python'}},
+        'nbformat': 4, 'nbformat_minor': 4}))
+    monkeypatch.setattr(book, 'NOTEBOOKS', [path])
+    assert book.executed_notebooks(False)['09_tiny']['cells'][0]['outputs'] == []
+    ran = book.executed_notebooks(True)['09_tiny']['cells'][0]['outputs']
+    assert ran[0]['text'] == ['42\n'] or ran[0]['text'] == '42\n'
+    assert json.loads(path.read_text())['cells'][0]['outputs'] == []  # the source is untouched
+
+
 def test_a_missing_tool_is_a_clear_error(monkeypatch):
     monkeypatch.setattr(book.shutil, 'which', lambda program, path=None: None)
     if importlib.util.find_spec('d2lbook') is None:
