@@ -1,9 +1,36 @@
 """Install d2l-nli. The version comes from d2l_nli/VERSION (no package import)."""
 import importlib.util
+import sys
 from pathlib import Path
 
-from setuptools import Extension, find_packages, setup
-from setuptools.command.build_ext import build_ext
+SUPPORTED_PYTHONS = ((3, 9), (3, 10), (3, 11))  # MXNet 1.9.1 has no wheels for newer ones
+
+
+def python_problem(version_info):
+    """What to tell someone installing with an unsupported Python (None: it is supported).
+
+    pip's own answer ("requires a different Python") comes later and names no fix.
+    """
+    if tuple(version_info[:2]) in SUPPORTED_PYTHONS:
+        return None
+    found = '.'.join(map(str, version_info[:3]))
+    return (f'd2l-nli needs Python 3.9, 3.10 or 3.11, but this is Python {found}: MXNet '
+            '1.9.1, which the chapter uses, has no wheels for newer ones. Make a Python 3.11 '
+            'environment and install into it instead, with one of:\n'
+            '  conda env create -f environment.yml && conda activate d2l-nli\n'
+            '  python3 -m venv .uv && .uv/bin/pip install uv && '
+            '.uv/bin/uv venv --seed --python 3.11 .venv\n'
+            'then run the Quick start\'s commands (README.md) without their first step, '
+            '"python3 -m venv .venv &&".')
+
+
+# Before anything else (even setuptools, which a new Python may lack); pip runs
+# this file as __main__.
+if __name__ == '__main__' and python_problem(sys.version_info):
+    sys.exit(python_problem(sys.version_info))
+
+from setuptools import Extension, find_packages, setup  # noqa: E402
+from setuptools.command.build_ext import build_ext  # noqa: E402
 
 HERE = Path(__file__).parent
 VERSION = (HERE / 'd2l_nli' / 'VERSION').read_text().strip()
@@ -98,7 +125,7 @@ setup(
         # The tests build the book and look at it in Chromium (Debian's chromium
         # package; the test is skipped with the reason where it is absent).
         'test': ['pytest>=7', 'nbval>=0.10', 'nbclient>=0.5', 'ipykernel>=6', 'jupyter>=1.0',
-                 'hypothesis>=6', 'ruff>=0.6,<0.9', 'playwright>=1.40'] + BOOK,
+                 'hypothesis>=6', 'ruff>=0.6,<0.9', 'playwright>=1.40', 'pyyaml>=5'] + BOOK,
     },
     ext_modules=[FAST_OPS],
     cmdclass={'build_ext': BuildFastOps},

@@ -1,7 +1,12 @@
 """Install metadata, README and CI stay in step."""
+import ast
 import importlib.metadata
 import re
+import shutil
+import subprocess
 from pathlib import Path
+
+import pytest
 
 import d2l_nli
 
@@ -65,3 +70,42 @@ def test_every_test_named_in_the_troubleshooting_table_exists():
             assert name in defined, name
     rows = [line for line in table.splitlines() if line.startswith('| ') and '**' not in line]
     assert all(line.count(' | ') == 3 for line in rows[2:]), 'each row: input, message, fix, test'
+
+
+def _python_problem():
+    """setup.py's ``python_problem``, read without running setup()."""
+    tree = ast.parse((ROOT / 'setup.py').read_text())
+    wanted = [node for node in tree.body if isinstance(node, ast.FunctionDef) and
+              node.name == 'python_problem' or isinstance(node, ast.Assign) and
+              getattr(node.targets[0], 'id', '') == 'SUPPORTED_PYTHONS']
+    namespace = {}
+    exec(compile(ast.Module(body=wanted, type_ignores=[]), 'setup.py', 'exec'), namespace)
+    return namespace['python_problem']
+
+
+def test_an_unsupported_python_is_told_how_to_get_a_working_one():
+    python_problem = _python_problem()
+    assert python_problem((3, 11, 7)) is None and python_problem((3, 9, 0)) is None
+    message = python_problem((3, 12, 1))
+    assert 'Python 3.12.1' in message and 'no wheels' in message
+    assert 'conda env create -f environment.yml' in message
+    assert 'uv venv --seed --python 3.11 .venv' in message
+    assert python_problem((3, 13, 0)) and python_problem((3, 8, 10))
+
+
+def _working_python312():
+    """A ``python3.12`` that runs (a pyenv shim may exist without one), or None."""
+    for candidate in (shutil.which('python3.12'),
+                      *map(str, Path.home().glob('.pyenv/versions/3.12*/bin/python3.12'))):
+        if candidate and subprocess.run([candidate, '-c', 'pass'],
+                                        capture_output=True).returncode == 0:
+            return candidate
+    return None
+
+
+@pytest.mark.skipif(_working_python312() is None, reason='no working python3.12 here')
+def test_setup_py_stops_on_python_312_with_that_message():
+    result = subprocess.run([_working_python312(), 'setup.py', '--name'], cwd=ROOT,
+                            capture_output=True, text=True, timeout=120)
+    assert result.returncode != 0
+    assert 'needs Python 3.9, 3.10 or 3.11, but this is Python 3.12' in result.stderr
