@@ -167,11 +167,12 @@ def page_markdown(path):
 
 def executed_notebooks(evaluate):
     """``{page name: notebook dict}``: the committed ones, or freshly executed."""
+    if evaluate:
+        sys.path.insert(0, str(ROOT / 'tools'))
+        from nbrun import clean, machine_paths, run
     out = {}
     for path in NOTEBOOKS:
         if evaluate:
-            sys.path.insert(0, str(ROOT / 'tools'))
-            from nbrun import clean, machine_paths, run
             print(f'executing {path.name} ...', flush=True)
             nb, seconds = run(path, timeout=3600)
             errors = clean(nb, machine_paths())
