@@ -48,6 +48,7 @@ from .wiki import (RESERVED_TOKENS, PretrainingBatch, WikiTextBERTData,  # noqa:
 
 # The machinery around it (d2l_nli/machinery/): devices, data hub, files,
 # checkpoints, several machines, a notebook's first cell.
+from .machinery.budget import fit_budget  # noqa: E402
 from .machinery.checkpoint import load_classifier, load_pretrained, save_checkpoint  # noqa: E402
 from .machinery.devices import (GPUNotUsableError, describe_devices,  # noqa: E402
                                 parse_devices, try_all_gpus, try_gpu)

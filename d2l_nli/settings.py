@@ -146,7 +146,9 @@ class Profile:
     ``demo`` holds the pretraining settings that differ on the small
     generated demo corpus (fewer steps: it is learned in minutes), applied
     by :meth:`for_data`. ``chapter_steps``: notebook 1 also runs the
-    chapter's own pretraining settings for that many steps, side by side.
+    chapter's own pretraining settings for that many steps, side by side;
+    ``held_out_every``: notebook 1 evaluates the held-out text that often,
+    on ``held_out_pairs`` of its pairs (None: all).
     ``exercise_max_len`` is the small ``max_len`` at which the truncation
     exercise compares its two strategies.
     """
@@ -163,9 +165,11 @@ class Profile:
     demo: dict = dataclasses.field(default_factory=dict)
     chapter_steps: int = 500
     held_out_every: int = 250
+    held_out_pairs: Optional[int] = None
     exercise_max_len: int = 24
     exercise_epochs: int = 2
     reason: str = ''
+    budget: str = ''
 
     def for_data(self, kind):
         """This profile with the settings for data ``kind`` ('real', 'demo' or a DataSource)."""
@@ -207,7 +211,8 @@ class Profile:
                 f'{p.num_steps:,} steps, lr {p.lr:g}\n'
                 + (f'    not the chapter\'s: {"; ".join(changes)}\n' if changes else '')
                 + f'  fine-tuning: batch {f.batch_size}, max_len {f.max_len}, '
-                f'{f.num_epochs} epochs, lr {f.lr:g}, {train} training pairs')
+                f'{f.num_epochs} epochs, lr {f.lr:g}, {train} training pairs'
+                + (f'\n{self.budget}' if self.budget else ''))
 
 
 # Notebook 5's floors, measured (2026-12-01) on the real data at 0.661 /

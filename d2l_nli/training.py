@@ -22,7 +22,7 @@ from .machinery.runtime import require_numpy_mode
 __all__ = ['pretraining_trainer', 'finetuning_trainer', 'evaluate_bert_losses',
            'Accumulator', 'split_batch_multi_inputs', 'accuracy', 'ChapterPretrainingStep',
            'evaluate_accuracy_gpus', 'train_bert', 'train_batch_ch13', 'train_ch13',
-           'pretraining_plot', 'finetuning_plot']
+           'pretraining_plot', 'finetuning_plot', 'pretraining_step']
 
 
 class Accumulator:
@@ -225,7 +225,7 @@ def train_bert(train_iter, net, loss, vocab_size, devices, num_steps, *, lr=1e-3
     run = _pretraining_run(trainer, kvstore, checkpoints, len(train_iter), num_steps, devices,
                            animator)
     log_every = log_every or max(1, num_steps // 50)
-    learning_step = _pretraining_step(net, loss, vocab_size, fused_mlm)
+    learning_step = pretraining_step(net, loss, vocab_size, fused_mlm)
     step, num_pairs, window, curve = 0, 0, [], []
     totals = Accumulator(3)  # MLM loss, NSP loss, steps (of the last logged window)
     state = run.restore(net, trainer, train_iter, lambda s: f'step {s["step"]} of {num_steps}')
@@ -273,7 +273,8 @@ def _pretraining_report(run, totals, num_pairs, step, curve):
     if curve is not None:
         metrics['held_out'] = curve
     run.report([f"MLM loss {metrics['mlm_loss']:.3f}, NSP loss {metrics['nsp_loss']:.3f}",
-                f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on {{where}}"])
+                f"{metrics['pairs_per_sec']:.1f} sentence pairs/sec on {{where}}"],
+               work=('pretraining', step))
     return metrics
 
 
@@ -304,8 +305,10 @@ def _pretraining_run(trainer, kvstore, checkpoints, num_batches, num_steps, devi
                        animator)
 
 
-def _pretraining_step(net, loss, vocab_size, fused_mlm):
-    """The fused MLM step where it applies (:mod:`d2l_nli.fused_mlm`), else the chapter's."""
+def pretraining_step(net, loss, vocab_size, fused_mlm=True):
+    """``train_bert``'s learning step: the fused MLM step where it applies
+    (:mod:`d2l_nli.fused_mlm`), else the chapter's. Call it as
+    ``step(batch, X_shards, y_shards, num_workers)``, then ``trainer.step(1)``."""
     if fused_mlm and FusedPretrainingStep.applies(net, loss):
         return FusedPretrainingStep(net, loss)
     return ChapterPretrainingStep(net, loss, vocab_size)
@@ -448,5 +451,6 @@ def _finetuning_report(run, metric, test_acc, num_examples, num_epochs, test_nam
                'devices': [str(d) for d in run.devices]}
     run.report([f"loss {metrics['train_loss']:.3f}, train acc {metrics['train_acc']:.3f}, "
                 f"{test_name} acc {metrics['test_acc']:.3f}",
-                f"{metrics['examples_per_sec']:.1f} examples/sec on {{where}}"])
+                f"{metrics['examples_per_sec']:.1f} examples/sec on {{where}}"],
+               work=('fine-tuning', num_epochs, num_examples))
     return metrics

@@ -9,5 +9,7 @@
 * ``loop``: the scaffolding the training loops share (:class:`TrainingRun`);
 * ``distributed`` and ``launch``: training across machines;
 * ``notebook_setup``: a notebook's first cell (its profile, its data);
+* ``steptimes``, ``budget``, ``doctor``: minutes per notebook on this machine,
+  a time budget, and ``python -m d2l_nli doctor``;
 * ``cli``: ``python -m d2l_nli``.
 """

@@ -1,5 +1,6 @@
 """Command line: ``python -m d2l_nli <command>``.
 
+* ``doctor``: what this machine has, and each notebook's minutes here;
 * ``demo``: the whole chapter offline on a generated corpus (about 75 s on 2 cores);
 * ``pretrain``: BERT on WikiText-2, saved as a checkpoint folder;
 * ``finetune``: a pretrained BERT on SNLI, saved as a classifier folder;
@@ -96,10 +97,29 @@ def _settings(args, *configs):
 
 
 def _defaults(args):
-    """The settings a run starts from: ``--profile``'s, else the chapter's."""
-    from ..settings import PROFILES
+    """The settings a run starts from: ``--profile``'s, else the chapter's.
 
-    return PROFILES[getattr(args, 'profile', None) or 'chapter']
+    With a time budget (``--budget-minutes`` or ``$D2L_NLI_BUDGET_MINUTES``)
+    and ``--profile small``, the small profile as the notebooks size it.
+    """
+    from ..errors import D2LNLIError
+    from ..settings import PROFILES
+    from .budget import ENV, budget_minutes, fit_budget
+    from .notebook_setup import find_data
+
+    name = getattr(args, 'profile', None) or 'chapter'
+    minutes = getattr(args, 'budget_minutes', None)
+    if minutes is None and hasattr(args, 'budget_minutes'):
+        minutes = budget_minutes()
+    if minutes is None:
+        return PROFILES[name]
+    if name != 'small':
+        raise D2LNLIError(f'a time budget (--budget-minutes or {ENV}) sizes the small '
+                          f'profile only: add --profile small, or unset {ENV}')
+    source = find_data(PROFILES['small'], args.data_dir)
+    profile = fit_budget(PROFILES['small'].for_data(source), source, minutes)
+    print(profile.budget)
+    return profile
 
 
 def run_settings(args):
@@ -268,11 +288,19 @@ def _common(p, data_help='data folder (default: $D2L_NLI_DATA, else the cache fo
     p.add_argument('--metrics-json', metavar='PATH', help='write the final figures as JSON')
 
 
-def _profile_option(p, what):
+def _profile_option(p, what, budget=True):
     p.add_argument('--profile', choices=NOTEBOOK_PROFILES,
                    help=f"start from a notebook profile's {what} (small: a laptop CPU, "
                         "full: the chapter's sizes) instead of the chapter's; options given "
                         'explicitly override it')
+    if budget:
+        _budget_option(p, 'with --profile small: size the run as the notebooks are sized '
+                          'for a budget of MINUTES of training in all')
+
+
+def _budget_option(p, what):
+    p.add_argument('--budget-minutes', type=_positive_float, metavar='MINUTES',
+                   help=f'{what} (default: $D2L_NLI_BUDGET_MINUTES; see docs/teaching.md)')
 
 
 def _data_options(p, cfg):
@@ -349,10 +377,19 @@ def build_parser():
         prog='python -m d2l_nli',
         description='Natural language inference by fine-tuning BERT (the D2L chapter).')
     sub = parser.add_subparsers(dest='command', required=True, metavar='COMMAND')
-    for add in (_demo_parser, _pretrain_parser, _finetune_parser, _evaluate_parser,
-                _predict_parser):
+    for add in (_doctor_parser, _demo_parser, _pretrain_parser, _finetune_parser,
+                _evaluate_parser, _predict_parser):
         add(sub, chapter)
     return parser
+
+
+def _doctor_parser(sub, chapter):
+    p = sub.add_parser('doctor', help='check this machine and estimate each notebook\'s minutes')
+    _budget_option(p, 'also show the plan for a budget of MINUTES of training in all')
+    p.add_argument('--no-benchmark', action='store_true',
+                   help='only the checks, without the micro-benchmark and the estimates')
+    p.add_argument('--json', metavar='PATH', help='write the report and measurements as JSON')
+    p.set_defaults(func=None)
 
 
 def _demo_parser(sub, chapter):
@@ -360,7 +397,8 @@ def _demo_parser(sub, chapter):
     _common(p, 'data folder; the corpus goes to a demo-* folder inside it')
     p.add_argument('--preset', choices=['demo', 'tiny'], default='demo',
                    help='demo (about 75 s on 2 cores) or tiny (seconds, for smoke tests)')
-    _profile_option(p, 'settings, sized for the demo corpus as the notebooks size them,')
+    _profile_option(p, 'settings, sized for the demo corpus as the notebooks size them,',
+                    budget=False)
     p.add_argument('--out', help='folder for checkpoints and plots (default: inside the corpus)')
     p.set_defaults(func=demo)
 
@@ -441,6 +479,9 @@ def main(argv=None):
 
     npx.set_np()  # the chapter's NumPy mode, for this whole program
     runtime.process_defaults()  # before any dataset is built
+    if args.command == 'doctor':
+        from .doctor import doctor
+        return doctor(args.budget_minutes, args.json, benchmark=not args.no_benchmark)
     try:
         devices = parse_devices(args.devices)
     except (ValueError, D2LNLIError) as err:

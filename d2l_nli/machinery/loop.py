@@ -12,7 +12,8 @@ chapter's loops. What they share besides the learning step lives here, in
 * the NaN check, which stops a diverged run with a message that names the
   last good checkpoint;
 * the clock, which counts training time only (not evaluation, not saving);
-* the last lines, printed by rank 0 only, with the plot.
+* the last lines, printed by rank 0 only, with the plot (and, under a
+  time budget, the planned minutes beside the actual ones).
 """
 import time
 
@@ -106,10 +107,18 @@ class TrainingRun:
             self.seconds += self.timer.stop()
             self.running = False
 
-    def report(self, lines):
-        """Rank 0 shows the plot and prints ``lines``; ``{where}`` names the devices."""
+    def report(self, lines, work=None):
+        """Rank 0 shows the plot and prints ``lines``; ``{where}`` names the devices.
+
+        ``work`` (what the run did) adds the planned minutes under a time
+        budget (:func:`~d2l_nli.machinery.budget.planned_vs_actual`).
+        """
+        from .budget import planned_vs_actual
+
         if self.rank != 0:
             return
+        budget = planned_vs_actual(work, self.seconds) if work else None
+        lines = list(lines) + ([budget] if budget else [])
         self.animator.show()
         where = describe_devices(self.devices)
         if self.num_workers > 1:

@@ -52,7 +52,7 @@ from pathlib import Path
 __all__ = ['CUDA_LIBRARIES', 'preload_cuda_libraries', 'import_mxnet', 'installed_mxnet_wheels',
            'configure_threads', 'MAX_DEFAULT_THREADS', 'WAIT_POLICY', 'limit_heap_growth',
            'OPT_OUT', 'defaults_wanted', 'import_defaults', 'process_defaults',
-           'training_starts', 'require_numpy_mode']
+           'training_starts', 'require_numpy_mode', 'user_thread_settings']
 
 # (package folder under site-packages/nvidia, library file), dependency order.
 CUDA_LIBRARIES = [
@@ -77,6 +77,14 @@ OPT_OUT = 'D2L_NLI_NO_DEFAULTS'
 # Settings found bad at import, where raising would break ``import d2l_nli``;
 # training_starts() raises the first of them.
 _deferred_errors = []
+_THREAD_VARIABLES = ('D2L_NLI_THREADS', 'OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT',
+                     OPT_OUT)
+_user_threads = {}  # those of _THREAD_VARIABLES set before the package's defaults
+
+
+def user_thread_settings():
+    """The thread variables the user had set before ``import d2l_nli`` applied its defaults."""
+    return dict(_user_threads)
 
 
 def defaults_wanted(environ=None):
@@ -132,6 +140,7 @@ def import_defaults():
     :func:`training_starts`, and the default thread count is used.
     """
     preload_cuda_libraries()
+    _user_threads.update({k: os.environ[k] for k in _THREAD_VARIABLES if k in os.environ})
     if not defaults_wanted():
         return {}
     try:
