@@ -6,7 +6,7 @@ import math
 import pytest
 
 import d2l_nli
-from d2l_nli.machinery import budget
+from d2l_nli.machinery import budget, loop
 from d2l_nli.machinery.budget import notebook_seconds, plan_budget
 from d2l_nli.machinery.notebook_setup import DataSource
 from d2l_nli.machinery.steptimes import DataShape, StepTimes
@@ -108,7 +108,7 @@ def measured(monkeypatch, tmp_path):
         calls.append(profile.name)
         return SHAPE, TIMES
     monkeypatch.setattr(budget, 'measure_here', fake)
-    monkeypatch.setattr(budget, '_ACTIVE', {})
+    monkeypatch.setattr(loop, '_budget', {})
     return calls, DataSource('real', tmp_path, 'dev', '')
 
 
@@ -146,13 +146,13 @@ def test_a_budget_sizes_only_the_small_profile(measured, tmp_path):
 
 def test_training_runs_print_planned_beside_actual_minutes(measured, tmp_path):
     _, source = measured
-    assert budget.planned_vs_actual(('pretraining', 300), 70.0) is None  # no plan yet
+    assert loop.planned_vs_actual(('pretraining', 300), 70.0) is None  # no plan yet
     budget.fit_budget(SMALL, source, 15, folder=tmp_path)
-    line = budget.planned_vs_actual(('pretraining', 300), 66.0)
+    line = loop.planned_vs_actual(('pretraining', 300), 66.0)
     assert line.startswith('budget: planned 1.0 min of training, took 1.1 min')
     # Notebook 4's runs (2 epochs, not the profile's 3) are priced at its shorter pairs.
-    assert 'planned 0.3 min' in budget.planned_vs_actual(('fine-tuning', 2, 20000), 20.0)
-    assert 'planned 0.5 min' in budget.planned_vs_actual(('fine-tuning', 3, 30000), 20.0)
+    assert 'planned 0.3 min' in loop.planned_vs_actual(('fine-tuning', 2, 20000), 20.0)
+    assert 'planned 0.5 min' in loop.planned_vs_actual(('fine-tuning', 3, 30000), 20.0)
 
 
 def test_the_command_line_budget_needs_the_small_profile(tmp_path, capsys):

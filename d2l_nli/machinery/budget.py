@@ -24,10 +24,11 @@ import os
 import time
 
 from ..errors import D2LNLIError
+from .loop import set_budget
 from .steptimes import DataShape, StepTimes
 
 __all__ = ['NOTEBOOKS', 'Plan', 'notebook_seconds', 'plan_budget', 'budget_minutes',
-           'fit_budget', 'planned_vs_actual', 'plan_file', 'save_measurements', 'measure_here']
+           'fit_budget', 'plan_file', 'save_measurements', 'measure_here']
 
 # The notebooks, by number, with what they do that costs time.
 NOTEBOOKS = {1: '01_pretraining_bert', 2: '02_snli_dataset_for_bert', 3: '03_finetuning_bert',
@@ -214,9 +215,6 @@ def budget_minutes(environ=None):
     return value
 
 
-_ACTIVE = {}  # the plan of this process, for planned_vs_actual
-
-
 def fit_budget(profile, source, minutes=None, *, devices=None, folder=None):
     """``profile`` sized for ``minutes`` (default ``$D2L_NLI_BUDGET_MINUTES``), else as it is.
 
@@ -241,8 +239,8 @@ def fit_budget(profile, source, minutes=None, *, devices=None, folder=None):
         origin = f'measured {saved["measured"]} ({path}; delete it to measure again)'
     shape, times = DataShape(**saved['shape']), StepTimes(**saved['times'])
     sized, plan = plan_budget(minutes, profile, shape, times)
-    _ACTIVE.update(plan=plan, times=times, exercise_epochs=sized.exercise_epochs,
-                   num_epochs=sized.finetune.num_epochs)
+    set_budget(minutes, times.pretrain_step, times.finetune_pair, times.exercise_pair,
+               sized.finetune.num_epochs, sized.exercise_epochs)
     return dataclasses.replace(sized, budget=f'{sized.budget}\n    step times {origin}')
 
 
@@ -280,21 +278,3 @@ def measure_here(profile, source, devices=None):
 
     shape, samples = steptimes.data_shape(source, profile)
     return shape, steptimes.measure(profile, samples, devices or try_all_gpus())
-
-
-def planned_vs_actual(work, seconds):
-    """A line comparing a training run's planned minutes with ``seconds``; None without a plan.
-
-    ``work`` is ``('pretraining', steps)`` or ``('fine-tuning', epochs, pairs)``.
-    Only training time counts, as on the run's own clock (not evaluation).
-    """
-    if not _ACTIVE:
-        return None
-    times = _ACTIVE['times']
-    if work[0] == 'pretraining':
-        planned = work[1] * times.pretrain_step
-    else:
-        exercise = work[1] == _ACTIVE['exercise_epochs'] != _ACTIVE['num_epochs']
-        planned = work[2] * (times.exercise_pair if exercise else times.finetune_pair)
-    return (f'budget: planned {planned / 60:.1f} min of training, took {seconds / 60:.1f} min '
-            f'({ENV}={_ACTIVE["plan"].minutes:g})')

@@ -19,7 +19,38 @@ import time
 
 from .devices import describe_devices
 
-__all__ = ['TrainingRun', 'Timer']
+__all__ = ['TrainingRun', 'Timer', 'set_budget', 'planned_vs_actual']
+
+# A time budget's step times, set by d2l_nli.machinery.budget.fit_budget:
+# each run's last lines then show its planned minutes beside the actual ones.
+_budget = {}
+
+
+def set_budget(minutes, pretrain_step, finetune_pair, exercise_pair, num_epochs,
+               exercise_epochs):
+    """Remember the plan's seconds per step and per pair for :func:`planned_vs_actual`."""
+    _budget.update(minutes=minutes, pretrain_step=pretrain_step, finetune_pair=finetune_pair,
+                   exercise_pair=exercise_pair, num_epochs=num_epochs,
+                   exercise_epochs=exercise_epochs)
+
+
+def planned_vs_actual(work, seconds):
+    """A line comparing a training run's planned minutes with ``seconds``; None without a plan.
+
+    ``work`` is ``('pretraining', steps)`` or ``('fine-tuning', epochs, pairs)``;
+    a fine-tuning run of the exercise's epochs (not the profile's) is
+    priced at notebook 4's shorter pairs. Only training time counts, as on
+    the run's own clock (not evaluation).
+    """
+    if not _budget:
+        return None
+    if work[0] == 'pretraining':
+        planned = work[1] * _budget['pretrain_step']
+    else:
+        exercise = work[1] == _budget['exercise_epochs'] != _budget['num_epochs']
+        planned = work[2] * _budget['exercise_pair' if exercise else 'finetune_pair']
+    return (f'budget: planned {planned / 60:.1f} min of training, took {seconds / 60:.1f} min '
+            f'(D2L_NLI_BUDGET_MINUTES={_budget["minutes"]:g})')
 
 
 class Timer:
@@ -111,10 +142,8 @@ class TrainingRun:
         """Rank 0 shows the plot and prints ``lines``; ``{where}`` names the devices.
 
         ``work`` (what the run did) adds the planned minutes under a time
-        budget (:func:`~d2l_nli.machinery.budget.planned_vs_actual`).
+        budget (:func:`planned_vs_actual`).
         """
-        from .budget import planned_vs_actual
-
         if self.rank != 0:
             return
         budget = planned_vs_actual(work, self.seconds) if work else None
