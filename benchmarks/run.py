@@ -45,7 +45,7 @@ SCRIPT = {'ours': HERE / 'worker_ours.py', 'ref': HERE / 'worker_ref.py', 'hf': 
           'base': BASE / 'benchmarks' / 'worker_ours.py'}
 # Settings we do not want to leak between implementations: each gets its defaults.
 SCRUB = ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT', 'D2L_NLI_THREADS',
-         'MKL_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_')
+         'MKL_NUM_THREADS', 'MALLOC_MMAP_THRESHOLD_', 'MALLOC_ARENA_MAX')
 
 
 def bench_data():

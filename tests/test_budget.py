@@ -42,6 +42,18 @@ def test_fine_tuning_notebooks_count_their_two_runs_epochs_and_evaluations():
     assert notebook_seconds(SMALL, SHAPE, TIMES)[4][0] == pytest.approx(2 * exercise)
 
 
+def test_the_baselines_are_priced_by_training_pairs_fitted_and_pairs_classified():
+    # Notebook 5's training cell fits both bag-of-words models on the
+    # training pairs and classifies the evaluation pairs with both.
+    times = dataclasses.replace(TIMES, bow_eval_pair=0.00005)
+    fewer = dataclasses.replace(SMALL, finetune=dataclasses.replace(
+        SMALL.finetune, train_size=5000, test_size=2000))
+    assert notebook_seconds(SMALL, SHAPE, times)[5][0] == pytest.approx(
+        9987 * 0.0002 + 9842 * 0.00005)
+    assert notebook_seconds(fewer, SHAPE, times)[5][0] == pytest.approx(
+        5000 * 0.0002 + 2000 * 0.00005)
+
+
 def test_estimates_scale_with_the_measured_step_times():
     slow = dataclasses.replace(TIMES, pretrain_step=0.4)
     fast, slower = notebook_seconds(SMALL, SHAPE, TIMES)[1], notebook_seconds(SMALL, SHAPE, slow)[1]
@@ -130,6 +142,21 @@ def test_fit_budget_measures_again_for_other_thread_settings(measured, tmp_path,
     monkeypatch.setenv('OMP_NUM_THREADS', '1')
     budget.fit_budget(SMALL, source, 15, folder=tmp_path)
     assert len(calls) == 2
+
+
+def test_fit_budget_measures_again_for_other_malloc_settings_or_an_old_file(
+        measured, tmp_path, monkeypatch):
+    calls, source = measured
+    budget.fit_budget(SMALL, source, 15, folder=tmp_path)
+    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '1048576')  # docs/troubleshooting.md
+    budget.fit_budget(SMALL, source, 15, folder=tmp_path)
+    assert len(calls) == 2
+    path = tmp_path / 'small-15min-real.json'
+    saved = json.loads(path.read_text())
+    del saved['format']  # saved by an earlier version: its step times meant other things
+    path.write_text(json.dumps(saved))
+    budget.fit_budget(SMALL, source, 15, folder=tmp_path)
+    assert len(calls) == 3
 
 
 def test_without_a_budget_the_profile_is_unchanged(measured, monkeypatch):

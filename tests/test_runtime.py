@@ -165,7 +165,7 @@ def test_numpy_mode_is_required_with_a_clear_message():
 
 def test_the_malloc_default_comes_with_the_first_cell_and_can_be_turned_off(monkeypatch):
     calls = []
-    monkeypatch.setattr(runtime, 'limit_heap_growth', lambda: calls.append(1) or True)
+    monkeypatch.setattr(runtime, 'limit_arenas', lambda: calls.append(1) or True)
     d2l_nli.select_profile('small')  # a notebook's first cell
     runtime.training_starts()
     assert len(calls) == 2
@@ -175,8 +175,21 @@ def test_the_malloc_default_comes_with_the_first_cell_and_can_be_turned_off(monk
     assert len(calls) == 2
 
 
-def test_heap_growth_limit(monkeypatch):
-    monkeypatch.delenv('MALLOC_MMAP_THRESHOLD_', raising=False)
-    assert runtime.limit_heap_growth() is sys.platform.startswith('linux')
-    monkeypatch.setenv('MALLOC_MMAP_THRESHOLD_', '65536')  # the user's own setting wins
-    assert runtime.limit_heap_growth() is False
+def test_arena_limit(monkeypatch):
+    calls = []
+
+    class FakeLibc:
+        def mallopt(self, param, value):
+            calls.append((param, value))
+            return 1
+    monkeypatch.setattr(runtime.ctypes, 'CDLL', lambda name: FakeLibc())
+    monkeypatch.setattr(runtime.sys, 'platform', 'linux')
+    monkeypatch.delenv('MALLOC_ARENA_MAX', raising=False)
+    assert runtime.limit_arenas() is True
+    assert calls == [(-8, 2)]  # M_ARENA_MAX in glibc's malloc.h, at most two arenas
+    monkeypatch.setenv('MALLOC_ARENA_MAX', '8')  # the user's own setting wins
+    assert runtime.limit_arenas() is False
+    monkeypatch.delenv('MALLOC_ARENA_MAX')
+    monkeypatch.setattr(runtime.sys, 'platform', 'darwin')  # not glibc: nothing to do
+    assert runtime.limit_arenas() is False
+    assert len(calls) == 1

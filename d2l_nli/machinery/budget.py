@@ -67,7 +67,8 @@ def notebook_seconds(profile, shape: DataShape, times: StepTimes):
     finetuning = f.num_epochs * (pairs * times.finetune_pair + classify)
     exercise = profile.exercise_epochs * (
         pairs * times.exercise_pair + classify * shape.exercise_len / shape.eval_len)
-    baselines = min(pairs, profile.baseline_train_size or pairs) * times.bow_pair
+    baselines = (min(pairs, profile.baseline_train_size or pairs) * times.bow_pair
+                 + evals * times.bow_eval_pair)
     wiki = shape.wiki_train_bytes * shape.wiki_byte_s  # examples, once the vocabulary is known
     snli = (pairs + evals) * shape.snli_pair_s
     start = times.startup
@@ -230,10 +231,10 @@ def fit_budget(profile, source, minutes=None, *, devices=None, folder=None):
         raise D2LNLIError(f'{ENV} sizes the small profile only, and this run uses '
                           f'{profile.name!r}: unset {ENV}, or set D2L_NLI_PROFILE=small')
     path = plan_file(profile, minutes, source.kind, folder)
-    saved = _read_plan(path, os.environ.get('OMP_NUM_THREADS', ''))
+    saved = _read_plan(path)
     if saved is None:
         save_measurements(path, *measure_here(profile, source, devices))
-        saved = _read_plan(path, os.environ.get('OMP_NUM_THREADS', ''))
+        saved = _read_plan(path)
         origin = f'measured now, saved in {path}'
     else:
         origin = f'measured {saved["measured"]} ({path}; delete it to measure again)'
@@ -256,19 +257,31 @@ def save_measurements(path, shape, times):
     from .files import atomic_write
 
     with atomic_write(path) as f:
-        json.dump({'threads': os.environ.get('OMP_NUM_THREADS', ''),
-                   'shape': dataclasses.asdict(shape), 'times': dataclasses.asdict(times),
+        json.dump({**_conditions(), 'shape': dataclasses.asdict(shape),
+                   'times': dataclasses.asdict(times),
                    'measured': time.strftime('%Y-%m-%d %H:%M')}, f, indent=1)
 
 
-def _read_plan(path, threads):
-    """The saved measurements at ``path``, if readable and for these thread settings."""
+# Bumped when the step times change meaning (2: bow_eval_pair, two malloc arenas).
+_FORMAT = 2
+
+
+def _conditions():
+    """What the saved step times depend on besides the machine: threads and malloc."""
+    return {'format': _FORMAT, 'threads': os.environ.get('OMP_NUM_THREADS', ''),
+            'malloc': sorted(f'{k}={v}' for k, v in os.environ.items()
+                             if k.startswith('MALLOC_') or k == 'GLIBC_TUNABLES')}
+
+
+def _read_plan(path):
+    """The saved measurements at ``path``, if readable and taken under these conditions."""
     try:
         saved = json.loads(path.read_text())
         DataShape(**saved['shape']), StepTimes(**saved['times'])
     except (OSError, ValueError, KeyError, TypeError):
         return None
-    return saved if saved.get('threads') == threads else None
+    now = _conditions()
+    return saved if all(saved.get(k) == v for k, v in now.items()) else None
 
 
 def measure_here(profile, source, devices=None):

@@ -16,10 +16,8 @@ import dataclasses
 import json
 import os
 import platform
-import socket
 import tempfile
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ..errors import D2LNLIError
 
@@ -151,22 +149,18 @@ def check_data(root):
 
 def _checksum(name, archive, path):
     """The downloaded archive against its published SHA-1."""
-    import hashlib
+    from .hub import file_sha1
 
-    digest = hashlib.sha1()
-    with open(path, 'rb') as f:
-        for chunk in iter(lambda: f.read(1 << 20), b''):
-            digest.update(chunk)
-    if digest.hexdigest() != archive.sha1:
+    if file_sha1(path) != archive.sha1:
         return Check(f'{name} archive', 'FAIL', f'{path} has the wrong SHA-1 (expected '
                      f'{archive.sha1}): delete it; the next download fetches it again')
     return Check(f'{name} archive', 'ok', f'{path.name} verified (SHA-1)')
 
 
 def check_mirrors(timeout=3.0):
-    from .hub import DATA_HUB, mirror_urls
+    from .hub import DATA_HUB, answers, mirror_urls, offline
 
-    if os.environ.get('D2L_NLI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on'):
+    if offline():
         try:
             mirror_urls(DATA_HUB['SNLI'])
         except D2LNLIError as err:
@@ -178,7 +172,7 @@ def check_mirrors(timeout=3.0):
             urls = mirror_urls(archive)
         except D2LNLIError as err:
             return [Check('mirrors', 'FAIL', str(err))]
-        answered = [u for u in urls if _answers(u, timeout)]
+        answered = [u for u in urls if answers(u, timeout)]
         if answered:
             checks.append(Check(f'{name} mirror', 'ok', f'{answered[0]} answers'))
         else:
@@ -186,17 +180,6 @@ def check_mirrors(timeout=3.0):
                                 f'{timeout:g} s ({", ".join(urls)}): offline? The notebooks '
                                 'then use the data folder, or the demo corpus'))
     return checks
-
-
-def _answers(url, timeout):
-    parts = urlsplit(url)
-    try:
-        with socket.create_connection(
-                (parts.hostname, parts.port or (443 if parts.scheme == 'https' else 80)),
-                timeout=timeout):
-            return True
-    except (OSError, ValueError):
-        return False
 
 
 def run_checks(root, *, mirrors_timeout=3.0):
@@ -210,13 +193,11 @@ def _source_for_estimates(root, tmp):
     """The data the notebooks would read (the real data, else the demo corpus in ``tmp``)."""
     from ..democorpus import write_demo_corpus
     from ..settings import PROFILES
-    from .notebook_setup import DataSource
+    from .notebook_setup import DataSource, local_data
 
-    real = DataSource('real', root, 'test', '')
-    if (real.wiki_dir / 'wiki.valid.tokens').is_file() and \
-            (real.snli_dir / 'snli_1.0_train.txt').is_file():
-        has_test = (real.snli_dir / 'snli_1.0_test.txt').is_file()
-        return dataclasses.replace(real, test_split='test' if has_test else 'dev')
+    found = local_data(root)
+    if found:
+        return found
     write_demo_corpus(tmp, PROFILES['small'].corpus)
     return DataSource('demo', Path(tmp), 'test', '')
 

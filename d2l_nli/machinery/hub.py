@@ -26,6 +26,7 @@ import hashlib
 import logging
 import os
 import shutil
+import socket
 import stat
 import sys
 import tempfile
@@ -34,11 +35,13 @@ import warnings
 import zipfile
 import zlib
 from pathlib import Path, PurePosixPath
+from urllib.parse import urlsplit
 
 from ..errors import DownloadError
 
 __all__ = ['Archive', 'DATA_HUB', 'get_data_dir', 'download', 'download_extract',
-           'extract_archive', 'MAX_EXTRACT_BYTES']
+           'extract_archive', 'MAX_EXTRACT_BYTES', 'file_sha1', 'offline', 'answers',
+           'extracted']
 
 # Archives larger than this when extracted are refused (SNLI is ~0.5 GB):
 # a guard against "zip bombs" from a compromised mirror.
@@ -92,12 +95,36 @@ def _archive(name):
     return DATA_HUB[name]
 
 
-def _sha1(path):
+def file_sha1(path):
+    """The SHA-1 of the file at ``path``, as hex (read 1 MiB at a time)."""
     digest = hashlib.sha1()
     with open(path, 'rb') as f:
         for chunk in iter(lambda: f.read(1 << 20), b''):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+def offline():
+    """Whether ``D2L_NLI_OFFLINE`` asks for no network at all."""
+    return os.environ.get('D2L_NLI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+
+
+def answers(url, timeout):
+    """Whether the server of ``url`` accepts a connection within ``timeout`` seconds."""
+    parts = urlsplit(url)
+    try:
+        with socket.create_connection(
+                (parts.hostname, parts.port or (443 if parts.scheme == 'https' else 80)),
+                timeout=timeout):
+            return True
+    except (OSError, ValueError):
+        return False
+
+
+def extracted(root, name):
+    """Whether archive ``name`` of :data:`DATA_HUB` is extracted under the folder ``root``."""
+    archive = DATA_HUB[name]
+    return all((Path(root) / archive.folder / m).is_file() for m in archive.markers)
 
 
 def mirror_urls(archive):
@@ -154,7 +181,7 @@ def download(name, data_dir=None, *, retries=3, timeout=(10, 60)):
     folder = get_data_dir(data_dir)
     target = folder / archive.file_name
     if target.is_file():
-        if _sha1(target) == archive.sha1:
+        if file_sha1(target) == archive.sha1:
             return target
         # Keep the user's file (nothing is deleted), but never trust it.
         aside = target.with_name(target.name + '.sha1-mismatch')
@@ -268,13 +295,12 @@ def download_extract(name, folder=None, *, data_dir=None, **download_kwargs):
     """
     archive = _archive(name)
     root = get_data_dir(data_dir)
-    extracted = root / archive.folder
-    if all((extracted / m).is_file() for m in archive.markers):
-        return extracted
+    if extracted(root, name):
+        return root / archive.folder
     path = download(name, data_dir=root, **download_kwargs)
     extract_archive(path, root, archive.folder)
-    missing = [m for m in archive.markers if not (extracted / m).is_file()]
+    missing = [m for m in archive.markers if not (root / archive.folder / m).is_file()]
     if missing:
         raise DownloadError(f'{path} does not contain {archive.folder}/{missing[0]}; '
                             'it is not the expected archive')
-    return extracted
+    return root / archive.folder

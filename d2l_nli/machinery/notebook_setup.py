@@ -15,14 +15,12 @@ CI) falls back at once instead of waiting on timeouts.
 """
 import dataclasses
 import os
-import socket
 from pathlib import Path
-from urllib.parse import urlsplit
 
 from ..errors import D2LNLIError
 from ..settings import NOTEBOOK_PROFILES, PROFILES
 
-__all__ = ['select_profile', 'DataSource', 'find_data', 'runs_dir']
+__all__ = ['select_profile', 'DataSource', 'find_data', 'local_data', 'runs_dir']
 
 
 def _usable_gpu_count():
@@ -85,34 +83,25 @@ class DataSource:
         return self.message
 
 
-def _present(root, name):
-    from .hub import DATA_HUB
-    archive = DATA_HUB[name]
-    return all((root / archive.folder / m).is_file() for m in archive.markers)
-
-
 def _reachable(name, timeout):
     """Whether some server for archive ``name`` accepts a connection within ``timeout`` s."""
-    from .hub import DATA_HUB, mirror_urls
-    for url in mirror_urls(DATA_HUB[name]):
-        parts = urlsplit(url)
-        port = parts.port or (443 if parts.scheme == 'https' else 80)
-        try:
-            with socket.create_connection((parts.hostname, port), timeout=timeout):
-                return True
-        except OSError:
-            continue
-    return False
+    from .hub import DATA_HUB, answers, mirror_urls
+    return any(answers(url, timeout) for url in mirror_urls(DATA_HUB[name]))
 
 
-def _offline():
-    return os.environ.get('D2L_NLI_OFFLINE', '').strip().lower() in ('1', 'true', 'yes', 'on')
+def local_data(data_dir=None):
+    """The real data as a :class:`DataSource` if both archives are extracted in the data
+    folder (the dev split standing in for a missing ``snli_1.0_test.txt``), else None."""
+    from .hub import extracted, get_data_dir
 
-
-def _test_split(snli_dir):
-    if (snli_dir / 'snli_1.0_test.txt').is_file() or (snli_dir / 'snli_1.0_test.jsonl').is_file():
-        return 'test', ''
-    return 'dev', ' (no test split in this copy: the dev split stands in for it)'
+    root = get_data_dir(data_dir)
+    if not all(extracted(root, n) for n in ('wikitext-2', 'SNLI')):
+        return None
+    found = DataSource('real', root, 'test', f'data: the real WikiText-2 and SNLI in {root}')
+    if (found.snli_dir / 'snli_1.0_test.txt').is_file():
+        return found
+    return dataclasses.replace(found, test_split='dev', message=found.message + (
+        ' (no test split in this copy: the dev split stands in for it)'))
 
 
 def find_data(profile, data_dir=None, *, probe_timeout=3.0):
@@ -124,17 +113,14 @@ def find_data(profile, data_dir=None, *, probe_timeout=3.0):
     generated demo corpus; the ``full`` profile raises with what to do.
     """
     from ..democorpus import ensure_demo_corpus
-    from .hub import download_extract, get_data_dir
+    from .hub import download_extract, extracted, get_data_dir, offline
 
     root = get_data_dir(data_dir)
-    names = ('wikitext-2', 'SNLI')
-    missing = [n for n in names if not _present(root, n)]
-    why = ''
-    if not missing:
-        split, note = _test_split(root / 'snli_1.0')
-        return DataSource('real', root, split,
-                          f'data: the real WikiText-2 and SNLI in {root}{note}')
-    if _offline():
+    found = local_data(root)
+    if found:
+        return found
+    missing = [n for n in ('wikitext-2', 'SNLI') if not extracted(root, n)]
+    if offline():
         why = 'D2L_NLI_OFFLINE is set'
     elif not all(_reachable(n, probe_timeout) for n in missing):
         why = 'their servers cannot be reached (offline?)'
@@ -145,9 +131,9 @@ def find_data(profile, data_dir=None, *, probe_timeout=3.0):
         except D2LNLIError as err:
             why = f'the download failed: {err}'
         else:
-            split, note = _test_split(root / 'snli_1.0')
-            return DataSource('real', root, split,
-                              f'data: the real WikiText-2 and SNLI, downloaded to {root}{note}')
+            found = local_data(root)
+            return dataclasses.replace(found, message=found.message.replace(
+                ' in ', ', downloaded to ', 1))
     lacking = ' and '.join(missing) + (' are' if len(missing) > 1 else ' is')
     if profile.name != 'small':
         raise D2LNLIError(

@@ -34,12 +34,15 @@ a message that says so (:func:`require_numpy_mode`).
    reads them once, when it is first imported: import ``d2l_nli`` before
    ``mxnet``. A bad ``D2L_NLI_THREADS`` is ignored at import (with a
    warning) and stops the first training run with a clear error.
-4. **Memory.** Batches of different widths ask for buffers of different
-   sizes; glibc's malloc then keeps the freed ones (its mmap threshold
-   grows) and the resident memory climbs to the sum of them. A fixed
-   threshold (``mallopt``, glibc only; ``MALLOC_MMAP_THRESHOLD_`` overrides)
-   returns large freed buffers to the system: on the chapter's fine-tuning
-   the peak drops from ~1.7 to ~1.2 GiB at no measurable cost in speed.
+4. **Memory.** glibc's malloc gives each thread that allocates its own
+   arena, and MXNet's worker and OpenMP threads each keep freed buffers in
+   theirs. At most two arenas (``mallopt``, glibc only; ``MALLOC_ARENA_MAX``
+   overrides) keep ~250 MiB less at the small profile's pretraining
+   (~1.45 against ~1.7 GiB peak) at the same speed. An earlier default, a
+   fixed 1 MiB mmap threshold, kept 1.1 GiB but made pretraining ~12% slower
+   (every activation was a fresh mapping to page in); set
+   ``MALLOC_MMAP_THRESHOLD_=1048576`` yourself where memory is tight
+   (``benchmarks/malloc.py``, BENCHMARKS.md).
 """
 import ctypes
 import importlib.metadata
@@ -50,7 +53,7 @@ import warnings
 from pathlib import Path
 
 __all__ = ['CUDA_LIBRARIES', 'preload_cuda_libraries', 'import_mxnet', 'installed_mxnet_wheels',
-           'configure_threads', 'MAX_DEFAULT_THREADS', 'WAIT_POLICY', 'limit_heap_growth',
+           'configure_threads', 'MAX_DEFAULT_THREADS', 'WAIT_POLICY', 'limit_arenas',
            'OPT_OUT', 'defaults_wanted', 'import_defaults', 'process_defaults',
            'training_starts', 'require_numpy_mode', 'user_thread_settings']
 
@@ -127,8 +130,8 @@ def configure_threads(environ=None):
             if k in env}
 
 
-MMAP_THRESHOLD = 1 << 20  # bytes: buffers this large are mmapped and given back when freed
-_M_MMAP_THRESHOLD = -3  # mallopt's parameter number (glibc malloc.h)
+MAX_ARENAS = 2  # malloc arenas, at most (measured: see the module docstring)
+_M_ARENA_MAX = -8  # mallopt's parameter number (glibc malloc.h)
 
 
 def import_defaults():
@@ -168,13 +171,12 @@ def require_numpy_mode(what):
 
 
 def process_defaults():
-    """Job 4 (glibc's mmap threshold), unless ``D2L_NLI_NO_DEFAULTS=1``; True if set.
+    """Job 4 (at most two malloc arenas), unless ``D2L_NLI_NO_DEFAULTS=1``; True if set.
 
-    Best done before the datasets are built: measured on the small
-    profile's pretraining, the peak memory is 700 MiB with it applied first
-    and 800 MiB when it waits for the training loop.
+    Done before the datasets are built and any training thread allocates:
+    arenas that already exist stay.
     """
-    return defaults_wanted() and limit_heap_growth()
+    return defaults_wanted() and limit_arenas()
 
 
 def training_starts(what='training'):
@@ -190,13 +192,20 @@ def training_starts(what='training'):
     process_defaults()
 
 
-def limit_heap_growth():
-    """Fix glibc's mmap threshold (see the module docstring); True if it was set."""
-    if 'MALLOC_MMAP_THRESHOLD_' in os.environ or not sys.platform.startswith('linux'):
+def limit_arenas():
+    """At most :data:`MAX_ARENAS` glibc malloc arenas (see the module docstring); True if set.
+
+    Arenas that exist stay, and glibc fixes its limit the first time a thread
+    needs a new arena once more than 8 exist: so it is set at start-up,
+    before training starts threads. ``MALLOC_ARENA_MAX`` or an ``arena_max``
+    in ``GLIBC_TUNABLES`` is the user's own setting, left alone.
+    """
+    own = 'MALLOC_ARENA_MAX' in os.environ or 'arena_max' in os.environ.get('GLIBC_TUNABLES', '')
+    if own or not sys.platform.startswith('linux'):
         return False
     try:
         libc = ctypes.CDLL(None)
-        return bool(libc.mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD))
+        return bool(libc.mallopt(_M_ARENA_MAX, MAX_ARENAS))
     except (OSError, AttributeError):  # not glibc (e.g. musl): nothing to do
         return False
 
