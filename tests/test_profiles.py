@@ -57,6 +57,31 @@ def test_real_data_in_the_data_folder_is_used(tmp_path, monkeypatch):
     assert source.test_split == 'dev' and 'dev split stands in' in str(source)
 
 
+def test_a_test_split_only_in_jsonl_falls_back_to_dev(tmp_path):
+    # The notebooks read the .txt files: a .jsonl test file alone is not enough.
+    d2l_nli.write_demo_corpus(tmp_path, 'tiny')
+    (tmp_path / 'snli_1.0' / 'snli_1.0_test.txt').unlink()
+    source = d2l_nli.find_data(d2l_nli.PROFILES['small'], tmp_path)
+    assert source.kind == 'real' and source.test_split == 'dev'
+
+
+def test_archives_downloaded_when_missing_are_used(tmp_path, monkeypatch):
+    from d2l_nli.machinery import hub, notebook_setup
+
+    monkeypatch.delenv('D2L_NLI_OFFLINE', raising=False)
+    monkeypatch.setattr(notebook_setup, '_reachable', lambda name, timeout: True)
+    fetched = []
+
+    def fake_download_extract(name, data_dir=None):
+        fetched.append(name)
+        d2l_nli.write_demo_corpus(data_dir, 'tiny')  # the official layout, as if extracted
+    monkeypatch.setattr(hub, 'download_extract', fake_download_extract)
+    source = d2l_nli.find_data(d2l_nli.PROFILES['small'], tmp_path)
+    assert fetched == ['wikitext-2', 'SNLI']  # each missing archive, once
+    assert source.kind == 'real' and source.test_split == 'test'
+    assert str(source) == f'data: the real WikiText-2 and SNLI, downloaded to {tmp_path}'
+
+
 def test_offline_small_profile_falls_back_to_the_demo_corpus(tmp_path, monkeypatch):
     monkeypatch.setenv('D2L_NLI_OFFLINE', '1')
     source = d2l_nli.find_data(d2l_nli.PROFILES['small'], tmp_path)
