@@ -28,10 +28,21 @@ from .errors import DataFormatError
 from .loader import ArrayLoader
 from .text import Vocab
 
-__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'read_wiki', 'PretrainingBatch',
+__all__ = ['mlm_unigram', 'RESERVED_TOKENS', 'wiki_sentences', 'wiki_vocab', 'read_wiki',
+           'PretrainingBatch',
            'WikiTextBERTData', 'load_data_wiki', 'snli_paragraphs']
 
 RESERVED_TOKENS = ['<pad>', '<mask>', '<cls>', '<sep>']
+
+
+def wiki_sentences(paragraphs):
+    """Every sentence of ``paragraphs`` as its list of lowercased tokens."""
+    return [s.lower().split() for p in paragraphs for s in p]
+
+
+def wiki_vocab(tokens):
+    """The chapter's vocabulary of ``tokens``: words seen 5 times or more, and the reserved ones."""
+    return Vocab(tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
 MLM_FRACTION = 0.15
 
 
@@ -118,9 +129,9 @@ class WikiTextBERTData:
                              'take their random sentences from the whole text')
         # Every sentence is split and looked up once, into one flat id array;
         # pairs are then (sentence, sentence) index pairs, laid out in bulk.
-        sentences = [s.lower().split() for p in paragraphs for s in p]
+        sentences = wiki_sentences(paragraphs)
         flat_tokens = [tok for s in sentences for tok in s]
-        self.vocab = vocab or Vocab(flat_tokens, min_freq=5, reserved_tokens=RESERVED_TOKENS)
+        self.vocab = vocab or wiki_vocab(flat_tokens)
         self.max_len, self.seed, self.dynamic = max_len, seed, dynamic
         lookup = self.vocab.token_to_idx.get
         self._flat = onp.fromiter(map(lookup, flat_tokens, itertools.repeat(0)),

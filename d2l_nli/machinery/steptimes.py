@@ -130,13 +130,11 @@ def data_shape(source, profile, clock=time.perf_counter):
     """
     from ..snli import read_snli
     from ..snli_bert import SNLIBERTDataset
-    from ..text import Vocab
-    from ..wiki import RESERVED_TOKENS, WikiTextBERTData, read_wiki
+    from ..wiki import WikiTextBERTData, read_wiki, wiki_sentences, wiki_vocab
 
     train_text = source.wiki_dir / 'wiki.train.tokens'
     start = clock()
-    vocab = Vocab([w for p in read_wiki(source.wiki_dir) for s in p for w in s.split()],
-                  min_freq=5, reserved_tokens=RESERVED_TOKENS)
+    vocab = wiki_vocab([w for s in wiki_sentences(read_wiki(source.wiki_dir)) for w in s])
     wiki_vocab_s = clock() - start
     valid_file = source.wiki_dir / 'wiki.valid.tokens'
     start = clock()
