@@ -162,3 +162,11 @@ def test_both_mxnet_wheels_fail(monkeypatch):
     monkeypatch.setattr(runtime, 'installed_mxnet_wheels', lambda: ['mxnet', 'mxnet-cu112'])
     check = doctor.check_versions()
     assert check.status == 'FAIL' and 'pip uninstall -y mxnet mxnet-cu112' in check.message
+
+
+def test_thread_check_names_where_the_settings_came_from():
+    assert 'is set' in doctor.check_threads({'D2L_NLI_NO_DEFAULTS': '1'}).message
+    # "0" does not opt out: the package's own defaults apply.
+    off = doctor.check_threads({'D2L_NLI_NO_DEFAULTS': '0'})
+    assert off.status == 'ok' and "the package's default" in off.message
+    assert 'from D2L_NLI_THREADS' in doctor.check_threads({'D2L_NLI_THREADS': '2'}).message

@@ -233,12 +233,12 @@ def fit_budget(profile, source, minutes=None, *, devices=None, folder=None):
     path = plan_file(profile, minutes, source.kind, folder)
     saved = _read_plan(path)
     if saved is None:
-        save_measurements(path, *measure_here(profile, source, devices))
-        saved = _read_plan(path)
+        shape, times = measure_here(profile, source, devices)
+        save_measurements(path, shape, times)
         origin = f'measured now, saved in {path}'
     else:
+        shape, times = DataShape(**saved['shape']), StepTimes(**saved['times'])
         origin = f'measured {saved["measured"]} ({path}; delete it to measure again)'
-    shape, times = DataShape(**saved['shape']), StepTimes(**saved['times'])
     sized, plan = plan_budget(minutes, profile, shape, times)
     set_budget(minutes, times.pretrain_step, times.finetune_pair, times.exercise_pair,
                sized.finetune.num_epochs, sized.exercise_epochs)
@@ -290,4 +290,5 @@ def measure_here(profile, source, devices=None):
     from .devices import try_all_gpus
 
     shape, samples = steptimes.data_shape(source, profile)
-    return shape, steptimes.measure(profile, samples, devices or try_all_gpus())
+    return shape, steptimes.measure(profile, samples, devices or try_all_gpus(),
+                                    training_only=True)

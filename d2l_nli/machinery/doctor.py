@@ -54,7 +54,13 @@ def check_versions():
 
 def check_threads(user=None):
     """The thread settings in effect, and whether they came from the user or the package."""
-    from .runtime import MAX_DEFAULT_THREADS, OPT_OUT, configure_threads, user_thread_settings
+    from .runtime import (
+        MAX_DEFAULT_THREADS,
+        OPT_OUT,
+        configure_threads,
+        defaults_wanted,
+        user_thread_settings,
+    )
 
     user = user_thread_settings() if user is None else user
     try:
@@ -63,7 +69,7 @@ def check_threads(user=None):
         return Check('threads', 'FAIL', f'{err}; or unset it for the default')
     shown = ', '.join(f'{k}={os.environ[k]}' for k in
                       ('OMP_NUM_THREADS', 'OMP_WAIT_POLICY', 'GOMP_SPINCOUNT') if k in os.environ)
-    if user.get(OPT_OUT):
+    if not defaults_wanted(user):
         source = f'{OPT_OUT} is set: MXNet\'s own defaults'
     elif 'D2L_NLI_THREADS' in user:
         source = 'from D2L_NLI_THREADS'

@@ -89,15 +89,17 @@ def _reachable(name, timeout):
     return any(answers(url, timeout) for url in mirror_urls(DATA_HUB[name]))
 
 
-def local_data(data_dir=None):
+def local_data(data_dir=None, how=' in'):
     """The real data as a :class:`DataSource` if both archives are extracted in the data
-    folder (the dev split standing in for a missing ``snli_1.0_test.txt``), else None."""
+    folder (the dev split standing in for a missing ``snli_1.0_test.txt``, since the
+    notebooks read the ``.txt`` files), else None. ``how``: its message's words
+    between "SNLI" and the folder."""
     from .hub import extracted, get_data_dir
 
     root = get_data_dir(data_dir)
     if not all(extracted(root, n) for n in ('wikitext-2', 'SNLI')):
         return None
-    found = DataSource('real', root, 'test', f'data: the real WikiText-2 and SNLI in {root}')
+    found = DataSource('real', root, 'test', f'data: the real WikiText-2 and SNLI{how} {root}')
     if (found.snli_dir / 'snli_1.0_test.txt').is_file():
         return found
     return dataclasses.replace(found, test_split='dev', message=found.message + (
@@ -131,9 +133,7 @@ def find_data(profile, data_dir=None, *, probe_timeout=3.0):
         except D2LNLIError as err:
             why = f'the download failed: {err}'
         else:
-            found = local_data(root)
-            return dataclasses.replace(found, message=found.message.replace(
-                ' in ', ', downloaded to ', 1))
+            return local_data(root, ', downloaded to')
     lacking = ' and '.join(missing) + (' are' if len(missing) > 1 else ' is')
     if profile.name != 'small':
         raise D2LNLIError(

@@ -312,7 +312,8 @@ def _plain_startup(clock):
     return clock() - start
 
 
-def measure(profile, samples, devices, *, steps=None, reuse=None, clock=time.perf_counter):
+def measure(profile, samples, devices, *, steps=None, reuse=None, training_only=False,
+            clock=time.perf_counter):
     """:class:`StepTimes` for ``profile`` on ``devices``: a few steps on the ``samples``' batches.
 
     ``samples`` come from :func:`data_shape`. ``steps`` timed pretraining
@@ -320,6 +321,8 @@ def measure(profile, samples, devices, *, steps=None, reuse=None, clock=time.per
     5 at the small profile's sizes, 1 at the full one's, about 7 and 6
     seconds in all on 2 cores. ``reuse`` (a :class:`StepTimes`) gives the
     times that do not depend on the profile (start-up, notebook 5's work).
+    ``training_only`` skips what only whole notebooks cost (a kernel's
+    start-up, notebook 5's predictions and attention: 0 in the result).
     """
     from mxnet import init
 
@@ -333,7 +336,7 @@ def measure(profile, samples, devices, *, steps=None, reuse=None, clock=time.per
     bert.initialize(init.Xavier(), ctx=devices)
     bert.hybridize(static_alloc=True)
     plain_bert = None
-    if reuse is None:  # notebook 5's work does not depend on the profile's batch sizes
+    if reuse is None and not training_only:  # notebook 5's work: the same for any profile
         plain_bert = BERTModel.from_config(config)
         plain_bert.initialize(init.Xavier(), ctx=devices)
     pretrain_step, held_out_pair = _pretraining_seconds(
@@ -341,6 +344,8 @@ def measure(profile, samples, devices, *, steps=None, reuse=None, clock=time.per
     (finetune_pair, exercise_pair), eval_pair, predict_pair, attention_pair = \
         _finetuning_seconds(bert, plain_bert, profile.finetune, samples, devices, warmup,
                             steps * 2, clock)
+    if training_only:
+        predict_pair = attention_pair = 0.0
     if reuse is not None:
         predict_pair, attention_pair = reuse.predict_pair, reuse.attention_pair
         bow_pair, bow_eval_pair = reuse.bow_pair, reuse.bow_eval_pair
@@ -351,4 +356,5 @@ def measure(profile, samples, devices, *, steps=None, reuse=None, clock=time.per
                      exercise_pair=exercise_pair, eval_pair=eval_pair,
                      predict_pair=predict_pair, attention_pair=attention_pair,
                      bow_pair=bow_pair, bow_eval_pair=bow_eval_pair,
-                     startup=reuse.startup if reuse else startup_seconds(clock))
+                     startup=(reuse.startup if reuse else
+                              0.0 if training_only else startup_seconds(clock)))
